@@ -1,0 +1,22 @@
+"""clustermesh: a Cilium Cluster Mesh across the clusters of this stack's configuration."""
+
+import pulumi
+
+from components.mesh_cluster import MeshCluster, MeshClusterArgs
+from components.stack_config import kubeconfig_input, read_mesh_config
+
+mesh = read_mesh_config()
+
+clusters = [
+    MeshCluster(
+        spec.name,
+        MeshClusterArgs(
+            mesh=mesh, cluster=spec, kubeconfig=kubeconfig_input(spec), kube_context=spec.kubeconfig.context
+        ),
+    )
+    for spec in mesh.clusters
+]
+
+pulumi.export("ciliumVersion", mesh.cilium_version)
+pulumi.export("clusters", {c.cluster_name: {"id": c.cluster_id, "cilium": c.cilium_release.status} for c in clusters})
+pulumi.export("kubeconfigs", {c.cluster_name: c.kubeconfig for c in clusters})

@@ -1,0 +1,184 @@
+"""The frozen models of a mesh's configuration: what `clustermesh.config` parses stack config into.
+
+Field names are snake_case here and camelCase in stack files (`podCidrs`, `loadBalancerIP`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic.alias_generators import to_camel
+
+from clustermesh.cilium import MAX_CONNECTED_CLUSTERS_CHOICES, cluster_name_problem
+
+PROJECT = "clustermesh"
+"""The Pulumi project name, and so the namespace of every config key this program reads."""
+
+DEFAULT_CILIUM_VERSION = "1.20.0"
+DEFAULT_DOMAIN = "mesh.cilium.io"
+DEFAULT_NODE_PORT = 32379
+
+
+def _network(value: object) -> IPv4Network | IPv6Network:
+    if isinstance(value, IPv4Network | IPv6Network):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a CIDR such as 10.1.0.0/16")
+    try:
+        return ip_network(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR such as 10.1.0.0/16: {exc}") from None
+
+
+def _address(value: object) -> IPv4Address | IPv6Address:
+    if isinstance(value, IPv4Address | IPv6Address):
+        return value
+    try:
+        return ip_address(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+# One validator per type rather than pydantic's union of v4 and v6, which reports each member's failure.
+IPNetwork = Annotated[IPv4Network | IPv6Network, PlainValidator(_network, json_schema_input_type=str)]
+IPAddress = Annotated[IPv4Address | IPv6Address, PlainValidator(_address, json_schema_input_type=str)]
+
+
+class ClusterKind(StrEnum):
+    """Where a cluster comes from. `openstack` and `eks` join this list with their backends."""
+
+    EXISTING = "existing"
+
+
+class CniMode(StrEnum):
+    CILIUM = "cilium"
+    AWS_CNI = "aws-cni"
+    CALICO = "calico"
+
+
+class RoutingMode(StrEnum):
+    TUNNEL = "tunnel"
+    NATIVE = "native"
+
+
+class TunnelProtocol(StrEnum):
+    VXLAN = "vxlan"
+    GENEVE = "geneve"
+
+
+class ServiceType(StrEnum):
+    LOAD_BALANCER = "LoadBalancer"
+    NODE_PORT = "NodePort"
+
+
+def _cluster_name(name: str) -> str:
+    if (problem := cluster_name_problem(name)) is not None:
+        raise ValueError(problem)
+    return name
+
+
+def _cluster_id(cluster_id: int) -> int:
+    if cluster_id < 1:
+        raise ValueError(f"{cluster_id} is reserved; cluster IDs start at 1")
+    return cluster_id
+
+
+def _max_connected_clusters(value: int) -> int:
+    if value not in MAX_CONNECTED_CLUSTERS_CHOICES:
+        raise ValueError(f"{value} is not supported; Cilium accepts 255 or 511")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True, strict=False
+    )
+
+
+class Kubeconfig(_Model):
+    """Where the provider of a cluster gets its credentials: a file (and context) or a secret config value."""
+
+    path: str | None = None
+    """A kubeconfig file, read by the Kubernetes provider when it runs (never copied into state)."""
+    context: str | None = None
+    """The context to use in `path`; the file's current context when absent."""
+    secret: str | None = None
+    """The name of a secret key in this project's config that holds the whole kubeconfig."""
+
+
+class Routing(_Model):
+    mode: RoutingMode = RoutingMode.TUNNEL
+    tunnel_protocol: TunnelProtocol = TunnelProtocol.VXLAN
+    auto_direct_node_routes: bool = False
+    """Native routing only: install routes to other nodes' pod CIDRs (nodes must share an L2 segment)."""
+
+
+class ClusterExposure(_Model):
+    """How other clusters reach this cluster's clustermesh-apiserver, beyond the mesh-wide service type."""
+
+    load_balancer_ip: IPAddress | None = Field(default=None, alias="loadBalancerIP")
+    """Pin the LoadBalancer address, so every mesh value is known at preview."""
+    node_addresses: tuple[IPAddress, ...] = ()
+    """Node addresses that serve the NodePort, with service type NodePort."""
+
+
+class MeshExposure(_Model):
+    """How every cluster's clustermesh-apiserver Service is exposed."""
+
+    type: ServiceType = ServiceType.LOAD_BALANCER
+    load_balancer_source_ranges: tuple[IPNetwork, ...] = ()
+    """Client networks allowed through the LoadBalancer: the other clusters' node (and pod) networks."""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """Service annotations, e.g. to make a cloud load balancer internal."""
+    node_port: int = Field(default=DEFAULT_NODE_PORT, ge=30000, le=32767)
+
+
+class ClusterSpec(_Model):
+    name: Annotated[str, AfterValidator(_cluster_name)]
+    id: Annotated[int, AfterValidator(_cluster_id)]
+    kind: ClusterKind
+    pod_cidrs: tuple[IPNetwork, ...] = Field(min_length=1)
+    """One IPv4 CIDR, then optionally one IPv6 CIDR."""
+    service_cidr: IPNetwork
+    node_cidr: IPNetwork | None = None
+    kubeconfig: Kubeconfig
+    cni: CniMode = CniMode.CILIUM
+    routing: Routing = Routing()
+    kube_proxy_replacement: bool = False
+    k8s_service_host: str | None = Field(default=None, alias="k8sServiceHost")
+    """API server address for agents when kube-proxy is replaced; `auto` reads kube-public/cluster-info."""
+    k8s_service_port: int | None = Field(default=None, ge=1, le=65535, alias="k8sServicePort")
+    apiserver_exposure: ClusterExposure = ClusterExposure()
+
+    @property
+    def ipv4_pod_cidrs(self) -> tuple[IPv4Network, ...]:
+        return tuple(c for c in self.pod_cidrs if isinstance(c, IPv4Network))
+
+    @property
+    def ipv6_pod_cidrs(self) -> tuple[IPv6Network, ...]:
+        return tuple(c for c in self.pod_cidrs if isinstance(c, IPv6Network))
+
+
+class MeshConfig(_Model):
+    """The whole validated stack configuration."""
+
+    cilium_version: str = DEFAULT_CILIUM_VERSION
+    """The Cilium Helm chart version, pinned (x.y.z)."""
+    max_connected_clusters: Annotated[int, AfterValidator(_max_connected_clusters)] = 255
+    domain: str = DEFAULT_DOMAIN
+    """Clusters reach each other's clustermesh-apiserver as `<cluster>.<domain>`."""
+    kvstoremesh: bool = True
+    apiserver_exposure: MeshExposure = MeshExposure()
+    native_routing_cidrs: tuple[IPNetwork, ...] = ()
+    """With native routing: the ranges (one per family) that hold every cluster's pod CIDRs."""
+    clusters: tuple[ClusterSpec, ...]
+
+    @property
+    def cilium_minor(self) -> int:
+        return int(self.cilium_version.split(".")[1])
+
+    def cluster(self, name: str) -> ClusterSpec:
+        return next(c for c in self.clusters if c.name == name)

@@ -1,0 +1,119 @@
+"""`clustermesh plan`: the real program, planned offline under Pulumi's mocks.
+
+Exit codes: 0 planned, 1 any other failure, 2 invalid configuration (every problem on its own line).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from clustermesh.config import ConfigError, load_stack_config
+from clustermesh.planner.graph import Node
+from clustermesh.planner.stackfile import StackFileError, find_project_dir, load_stack
+from components.tokens import MESH_CLUSTER
+
+EXIT_INVALID_CONFIG = 2
+EXIT_FAILURE = 1
+PROGRESS_THRESHOLD = 20
+"""Meshes with more clusters than this show a progress bar while they plan."""
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+err = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Plan a Cilium Cluster Mesh without the Pulumi CLI, plugins or a cloud."""
+
+
+def _fail(code: int, lines: list[str], heading: str) -> typer.Exit:
+    err.print(f"[bold red]{heading}[/bold red]", highlight=False)
+    for line in lines:
+        print(line, file=sys.stderr)
+    return typer.Exit(code)
+
+
+@app.command()
+def plan(
+    stack: Annotated[str | None, typer.Option(help="Plan Pulumi.<stack>.yaml (default: dev).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Plan a file in the Pulumi.<stack>.yaml format.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write plan.json and per-cluster files here.")] = None,
+    reveal_secrets: Annotated[bool, typer.Option(help="Show secret values in what is written.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print plan.json to stdout instead of the tree.")] = False,
+    preview: Annotated[bool, typer.Option(help="Plan as a preview: cloud-assigned values stay unknown.")] = False,
+    project_dir: Annotated[Path, typer.Option(help="The Pulumi project (default: found from here).")] = Path(),
+) -> None:
+    """Plan the mesh of a stack: print its resources per cluster and write what each cluster gets."""
+    from clustermesh.planner.report import plan_document, print_summary, print_tree, write_plan
+    from clustermesh.planner.runner import run_program
+
+    if stack is not None and config is not None:
+        raise _fail(EXIT_INVALID_CONFIG, ["give --stack or --config, not both"], "usage error")
+    try:
+        project = find_project_dir(project_dir.resolve())
+        settings = load_stack(project, stack=stack, config_file=config)
+    except StackFileError as exc:
+        raise _fail(EXIT_INVALID_CONFIG, exc.problems, "cannot read the stack configuration") from None
+    try:
+        mesh = load_stack_config(settings.config, settings.secret_keys)
+    except ConfigError as exc:
+        raise _fail(
+            EXIT_INVALID_CONFIG, [str(p) for p in exc.problems], f"invalid configuration in {settings.source}"
+        ) from None
+
+    stdout = Console(stderr=as_json)
+    with _progress(len(mesh.clusters)) as on_register:
+        try:
+            captured = run_program(project, settings, preview=preview, on_register=on_register)
+        except Exception as exc:  # noqa: BLE001 - any failure of the program is reported, not dumped
+            raise _fail(EXIT_FAILURE, [f"{type(exc).__name__}: {exc}"], "the program failed to plan") from None
+
+    if as_json:
+        print(json.dumps(plan_document(captured, reveal_secrets=reveal_secrets), indent=2, sort_keys=True))
+    else:
+        print_tree(captured, stdout)
+        print_summary(captured, stdout)
+    if out is not None:
+        written = write_plan(captured, out, reveal_secrets=reveal_secrets)
+        stdout.print(f"wrote {len(written)} files under {out}")
+
+
+class _progress:
+    """A progress bar on stderr, counted in clusters, for meshes large enough to take a while."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Progress | None = None
+
+    def __enter__(self) -> _Counter:
+        if self.total <= PROGRESS_THRESHOLD:
+            return _Counter(None, 0)
+        self.bar = Progress(
+            TextColumn("planning clusters"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        )
+        self.bar.start()
+        return _Counter(self.bar, self.bar.add_task("plan", total=self.total))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+class _Counter:
+    def __init__(self, bar: Progress | None, task: int) -> None:
+        self.bar, self.task = bar, task
+
+    def __call__(self, node: Node) -> None:
+        if self.bar is not None and node.type == MESH_CLUSTER:
+            self.bar.advance(self.task)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,68 @@
+"""Running the real `__main__.py` under Pulumi's mocks and collecting the graph it registers."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from clustermesh.planner.fabricate import PlanMocks
+from clustermesh.planner.graph import UNKNOWN, GraphMonitor, Node, Secret
+from clustermesh.planner.stackfile import StackSettings
+
+
+@dataclass
+class CapturedPlan:
+    project: str
+    stack: str
+    nodes: list[Node]
+    outputs: dict[str, Any]
+    """Stack outputs, decoded (secrets and unknowns marked)."""
+
+
+async def _resolve(value: Any) -> Any:
+    """An exported value, resolved with each nested secret or unknown marked where it is."""
+    if isinstance(value, dict):
+        return {k: await _resolve(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [await _resolve(v) for v in value]
+    output = pulumi.Output.from_input(value)
+    known = await output.is_known()
+    secret = await output.is_secret()
+    resolved = await output.future() if known else UNKNOWN
+    return Secret(resolved) if secret else resolved
+
+
+def run_program(
+    project_dir: Path,
+    stack: StackSettings,
+    *,
+    preview: bool = False,
+    on_register: Callable[[Node], None] | None = None,
+) -> CapturedPlan:
+    """Run the program of `project_dir` with `stack`'s config, as `pulumi up` (or preview) would."""
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    settings.set_root_resource(None)  # type: ignore[arg-type]  # each plan gets a fresh stack resource
+    pulumi.runtime.set_all_config(stack.config, sorted(stack.secret_keys))
+    mocks = PlanMocks(preview=preview)
+    monitor = GraphMonitor(mocks, on_register=on_register)
+    pulumi.runtime.set_mocks(mocks, project=stack.project, stack=stack.stack, preview=preview, monitor=monitor)
+
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+    program = project_dir / "__main__.py"
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+
+    root = settings.get_root_resource()
+    exports = dict(getattr(root, "outputs", {}) or {})
+    outputs = {name: _sync_await(_resolve(value)) for name, value in exports.items()}
+    return CapturedPlan(stack.project, stack.stack, monitor.nodes, outputs)

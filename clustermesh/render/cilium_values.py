@@ -1,0 +1,100 @@
+"""Helm values for one cluster's Cilium release, rendered from the typed config.
+
+Only this cluster's own settings go in, never its peers': the mesh wiring lives in separate
+resources, so adding or removing a cluster changes no Helm release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clustermesh.cilium import CLUSTER_POOL_MASK
+from clustermesh.model import ClusterSpec, CniMode, MeshConfig, RoutingMode, ServiceType
+from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP
+
+Values = dict[str, Any]
+
+
+def cilium_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
+    """The complete values of `cluster`'s Cilium release."""
+    values: Values = {
+        "cluster": {"name": cluster.name, "id": cluster.id},
+        "kubeProxyReplacement": cluster.kube_proxy_replacement,
+        **_routing_values(mesh, cluster),
+        **_cni_values(cluster),
+        "clustermesh": _clustermesh_values(mesh, cluster),
+    }
+    if cluster.kube_proxy_replacement:
+        # Without kube-proxy the agent cannot reach the API server through its Service IP.
+        values["k8sServiceHost"] = cluster.k8s_service_host or "auto"
+        if cluster.k8s_service_port is not None:
+            values["k8sServicePort"] = cluster.k8s_service_port
+    if cluster.ipv6_pod_cidrs:
+        values["ipv6"] = {"enabled": True}
+    return values
+
+
+def _routing_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
+    if cluster.routing.mode is RoutingMode.TUNNEL:
+        return {"routingMode": "tunnel", "tunnelProtocol": cluster.routing.tunnel_protocol.value}
+    values: Values = {"routingMode": "native"}
+    if cluster.cni is CniMode.CILIUM:
+        for cidr in mesh.native_routing_cidrs:
+            values[f"ipv{cidr.version}NativeRoutingCIDR"] = str(cidr)
+        values["autoDirectNodeRoutes"] = cluster.routing.auto_direct_node_routes
+    return values
+
+
+def _cni_values(cluster: ClusterSpec) -> Values:
+    """IPAM and CNI chaining, as the Cilium docs give them for each mode."""
+    if cluster.cni is CniMode.AWS_CNI:
+        # docs: installation/cni-chaining-aws-cni (endpointRoutes is left to the AWS VPC CNI since 1.18)
+        return {"cni": {"chainingMode": "aws-cni", "exclusive": False}, "enableIPv4Masquerade": False}
+    if cluster.cni is CniMode.CALICO:
+        # docs: installation/cni-chaining-calico; the conflist is the ConfigMap rendered by render.cni
+        return {
+            "cni": {
+                "chainingMode": "generic-veth",
+                "customConf": True,
+                "configMap": CALICO_CHAINING_CONFIGMAP,
+            },
+            "enableIPv4Masquerade": False,
+            "enableIdentityMark": False,
+        }
+    operator: Values = {
+        "clusterPoolIPv4PodCIDRList": [str(c) for c in cluster.ipv4_pod_cidrs],
+        "clusterPoolIPv4MaskSize": CLUSTER_POOL_MASK[4],
+    }
+    if cluster.ipv6_pod_cidrs:
+        operator["clusterPoolIPv6PodCIDRList"] = [str(c) for c in cluster.ipv6_pod_cidrs]
+        operator["clusterPoolIPv6MaskSize"] = CLUSTER_POOL_MASK[6]
+    return {"ipam": {"mode": "cluster-pool", "operator": operator}}
+
+
+def _clustermesh_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
+    return {
+        "useAPIServer": True,
+        "maxConnectedClusters": mesh.max_connected_clusters,
+        # The chart's own peer list stays off: a peer listed in Helm values makes every release depend
+        # on the other clusters, and the next `helm upgrade` without them would drop the mesh.
+        "config": {"enabled": False, "domain": mesh.domain},
+        "apiserver": {
+            "kvstoremesh": {"enabled": mesh.kvstoremesh},
+            "service": _service_values(mesh, cluster),
+        },
+    }
+
+
+def _service_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
+    exposure = mesh.apiserver_exposure
+    service: Values = {"type": exposure.type.value}
+    if exposure.annotations:
+        service["annotations"] = dict(exposure.annotations)
+    if exposure.type is ServiceType.NODE_PORT:
+        service["nodePort"] = exposure.node_port
+        return service
+    if exposure.load_balancer_source_ranges:
+        service["loadBalancerSourceRanges"] = [str(r) for r in exposure.load_balancer_source_ranges]
+    if cluster.apiserver_exposure.load_balancer_ip is not None:
+        service["loadBalancerIP"] = str(cluster.apiserver_exposure.load_balancer_ip)
+    return service

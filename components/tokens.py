@@ -1,0 +1,7 @@
+"""Type tokens shared by the components, the planner and the policy pack."""
+
+MESH_CLUSTER = "clustermesh:index:MeshCluster"
+MESH = "clustermesh:index:Mesh"
+
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
