@@ -68,6 +68,8 @@ def _suggest(word: str, choices: Sequence[str]) -> str:
 def _pydantic_problems(error: ValidationError, model: type[BaseModel], prefix: Sequence[str | int]) -> list[Problem]:
     problems = []
     for err in error.errors():
+        if err["type"] == "too_short" and len(err["input"]) >= err["ctx"]["min_length"]:
+            continue  # only short because an item failed, which is reported on its own
         loc = tuple(err["loc"])
         path = format_path([*prefix, *loc])
         if err["type"] == "extra_forbidden":

@@ -142,17 +142,20 @@ class _Net(NamedTuple):
     order: int
     """Position in config order: an overlap is reported on the later network."""
     path: str
-    index: int
+    cluster: int
     cidr: IPNetwork
+    pods_share_node_network: bool
+    """With aws-cni chaining pods take addresses from the nodes' VPC subnets, so the two may coincide."""
 
 
 def _networks(clusters: Indexed) -> list[_Net]:
     """Every network that must be routable across the mesh, with its path and cluster index."""
-    nets: list[tuple[str, int, IPNetwork]] = []
+    nets: list[tuple[str, int, IPNetwork, bool]] = []
     for index, cluster in clusters:
-        nets += [(f"clusters[{index}].podCidrs[{i}]", index, c) for i, c in enumerate(cluster.pod_cidrs)]
+        shared = cluster.cni is CniMode.AWS_CNI
+        nets += [(f"clusters[{index}].podCidrs[{i}]", index, c, shared) for i, c in enumerate(cluster.pod_cidrs)]
         if cluster.node_cidr is not None:
-            nets.append((f"clusters[{index}].nodeCidr", index, cluster.node_cidr))
+            nets.append((f"clusters[{index}].nodeCidr", index, cluster.node_cidr, shared))
     return [_Net(order, *net) for order, net in enumerate(nets)]
 
 
@@ -175,9 +178,11 @@ def _overlaps(clusters: Indexed) -> Iterator[Problem]:
         active = [
             a
             for a in active
-            if a.cidr.version == net.cidr.version and a.cidr.broadcast_address >= net.cidr.network_address
+            if a.cidr.version == net.cidr.version and int(a.cidr.broadcast_address) >= int(net.cidr.network_address)
         ]
         for other in active:
+            if other.cluster == net.cluster and net.pods_share_node_network:
+                continue
             later, earlier = (net, other) if net.order > other.order else (other, net)
             yield Problem(later.path, f"{later.cidr} overlaps {earlier.path} {earlier.cidr}")
         active.append(net)

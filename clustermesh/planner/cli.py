@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from clustermesh.config import ConfigError, load_stack_config
 from clustermesh.planner.graph import Node
@@ -34,14 +34,15 @@ def _root() -> None:
 
 
 def _fail(code: int, lines: list[str], heading: str) -> typer.Exit:
-    err.print(f"[bold red]{heading}[/bold red]", highlight=False)
+    # Plain prints: a console would wrap long paths, and each problem must stay on its own line.
+    print(f"{heading}:", file=sys.stderr)
     for line in lines:
         print(line, file=sys.stderr)
     return typer.Exit(code)
 
 
 @app.command()
-def plan(
+def plan(  # noqa: PLR0917 - typer maps each option to a parameter
     stack: Annotated[str | None, typer.Option(help="Plan Pulumi.<stack>.yaml (default: dev).")] = None,
     config: Annotated[Path | None, typer.Option(help="Plan a file in the Pulumi.<stack>.yaml format.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write plan.json and per-cluster files here.")] = None,
@@ -51,8 +52,9 @@ def plan(
     project_dir: Annotated[Path, typer.Option(help="The Pulumi project (default: found from here).")] = Path(),
 ) -> None:
     """Plan the mesh of a stack: print its resources per cluster and write what each cluster gets."""
-    from clustermesh.planner.report import plan_document, print_summary, print_tree, write_plan
-    from clustermesh.planner.runner import run_program
+    # Imported here so that an invalid configuration is reported before the Pulumi SDK is even loaded.
+    from clustermesh.planner.report import plan_document, print_summary, print_tree, write_plan  # noqa: PLC0415
+    from clustermesh.planner.runner import run_program  # noqa: PLC0415
 
     if stack is not None and config is not None:
         raise _fail(EXIT_INVALID_CONFIG, ["give --stack or --config, not both"], "usage error")
@@ -72,7 +74,7 @@ def plan(
     with _progress(len(mesh.clusters)) as on_register:
         try:
             captured = run_program(project, settings, preview=preview, on_register=on_register)
-        except Exception as exc:  # noqa: BLE001 - any failure of the program is reported, not dumped
+        except Exception as exc:
             raise _fail(EXIT_FAILURE, [f"{type(exc).__name__}: {exc}"], "the program failed to plan") from None
 
     if as_json:
@@ -94,7 +96,7 @@ class _progress:
 
     def __enter__(self) -> _Counter:
         if self.total <= PROGRESS_THRESHOLD:
-            return _Counter(None, 0)
+            return _Counter(None, TaskID(0))
         self.bar = Progress(
             TextColumn("planning clusters"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
         )
@@ -107,7 +109,7 @@ class _progress:
 
 
 class _Counter:
-    def __init__(self, bar: Progress | None, task: int) -> None:
+    def __init__(self, bar: Progress | None, task: TaskID) -> None:
         self.bar, self.task = bar, task
 
     def __call__(self, node: Node) -> None:

@@ -47,7 +47,7 @@ class Node:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def decode(value: Any) -> Any:
+def decode(value: Any) -> Any:  # noqa: PLR0911 - one return per wire encoding
     """A property value as the engine sees it, with secrets and unknowns marked and integers restored.
 
     Numbers cross the wire as protobuf doubles, so `2379` arrives as `2379.0`; every integral double is
@@ -110,8 +110,8 @@ class GraphMonitor(MockMonitor):
         self.nodes: list[Node] = []
         self._on_register = on_register
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method name)
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
         node = Node(
@@ -136,8 +136,8 @@ class GraphMonitor(MockMonitor):
         self._record(node)
         return response
 
-    def ReadResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method name)
-        response = super().ReadResource(request)
+    def ReadResource(self, request: Any) -> Any:
+        response = super().ReadResource(request)  # type: ignore[no-untyped-call]
         node = Node(
             urn=response.urn,
             type=request.type,

@@ -80,6 +80,8 @@ def write_plan(plan: CapturedPlan, out: Path, *, reveal_secrets: bool) -> list[P
 def _label(node: Node, names: dict[str, str]) -> str:
     deps = [names.get(d, d.rsplit("::", 1)[-1]) for d in node.dependencies if d != node.parent]
     suffix = f"  [dim]<- {', '.join(deps)}[/dim]" if deps else ""
+    if node.provider:
+        suffix += f"  [dim]via {names.get(node.provider, node.provider)}[/dim]"
     read = " [dim](read)[/dim]" if node.read else ""
     return f"[bold]{node.name}[/bold] [cyan]{node.type}[/cyan]{read}{suffix}"
 

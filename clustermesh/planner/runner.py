@@ -59,8 +59,11 @@ def run_program(
 
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
-    program = project_dir / "__main__.py"
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+
+    def program() -> None:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+    _sync_await(run_pulumi_func(program))
 
     root = settings.get_root_resource()
     exports = dict(getattr(root, "outputs", {}) or {})
