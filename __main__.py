@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components.mesh import Mesh, MeshArgs
 from components.mesh_cluster import MeshCluster, MeshClusterArgs
 from components.stack_config import kubeconfig_input, read_mesh_config
 
@@ -17,6 +18,10 @@ clusters = [
     for spec in mesh.clusters
 ]
 
+wiring = Mesh("mesh", MeshArgs(mesh=mesh, clusters=clusters))
+
 pulumi.export("ciliumVersion", mesh.cilium_version)
+pulumi.export("caCertificate", wiring.ca_cert_pem)
+pulumi.export("apiserverAddresses", wiring.addresses)
 pulumi.export("clusters", {c.cluster_name: {"id": c.cluster_id, "cilium": c.cilium_release.status} for c in clusters})
 pulumi.export("kubeconfigs", {c.cluster_name: c.kubeconfig for c in clusters})

@@ -31,7 +31,7 @@ class ConfigError(Exception):
 
 
 _MESH_KEYS = {(f.alias or name): name for name, f in MeshConfig.model_fields.items() if name != "clusters"}
-_STRUCTURED_KEYS = {"clusters", "apiserverExposure", "nativeRoutingCidrs"}
+_STRUCTURED_KEYS = {"clusters", "apiserverExposure", "nativeRoutingCidrs", "certificates"}
 
 
 def format_path(loc: Sequence[str | int]) -> str:

@@ -136,6 +136,16 @@ class MeshExposure(_Model):
     node_port: int = Field(default=DEFAULT_NODE_PORT, ge=30000, le=32767)
 
 
+class Certificates(_Model):
+    """Lifetimes of the mesh CA and the clustermesh certificates the program issues."""
+
+    ca_validity_hours: int = Field(default=3 * 8760, gt=0)
+    validity_hours: int = Field(default=8760, gt=0)
+    """Leaf certificates: one year, as Cilium 1.20's own certValidityDuration."""
+    early_renewal_hours: int = Field(default=30 * 24, ge=0)
+    """A `pulumi up` this close to expiry re-issues the certificate, so a scheduled up rotates in time."""
+
+
 class ClusterSpec(_Model):
     name: Annotated[str, AfterValidator(_cluster_name)]
     id: Annotated[int, AfterValidator(_cluster_id)]
@@ -174,6 +184,7 @@ class MeshConfig(_Model):
     apiserver_exposure: MeshExposure = MeshExposure()
     native_routing_cidrs: tuple[IPNetwork, ...] = ()
     """With native routing: the ranges (one per family) that hold every cluster's pod CIDRs."""
+    certificates: Certificates = Certificates()
     clusters: tuple[ClusterSpec, ...]
 
     @property

@@ -216,6 +216,11 @@ def _mesh_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
                 f"clusters[{index}].id",
                 f"{cluster.id} is out of range 1..{mesh.max_connected_clusters} (maxConnectedClusters)",
             )
+    certificates = mesh.certificates
+    if certificates.early_renewal_hours >= certificates.validity_hours:
+        yield Problem("certificates.earlyRenewalHours", "must be shorter than validityHours")
+    if certificates.validity_hours > certificates.ca_validity_hours:
+        yield Problem("certificates.validityHours", "must not outlive the CA (caValidityHours)")
     yield from _native_routing_rules(mesh, clusters)
     yield from _exposure_rules(mesh, clusters)
 

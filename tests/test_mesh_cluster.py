@@ -29,8 +29,9 @@ def test_every_kubernetes_resource_uses_its_own_clusters_explicit_provider() -> 
     assert kubernetes_resources
     for node in kubernetes_resources:
         assert node.provider in providers, f"{node.name} is not on an explicit provider"
-        assert providers[node.provider].parent == node.parent, f"{node.name} uses another cluster's provider"
-        assert components[node.parent].name == node.name.split("-")[0]
+        # Every resource is named after the cluster it belongs to; its provider must be that cluster's.
+        owner = components[providers[node.provider].parent].name
+        assert owner == node.name.split("-")[0], f"{node.name} uses {owner}'s provider"
 
 
 def test_resource_names_and_urns_are_unique() -> None:

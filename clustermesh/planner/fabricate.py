@@ -11,9 +11,10 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from pulumi.runtime import Mocks
+from pulumi.runtime import Mocks, rpc
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
 
+from clustermesh.planner import fabricate_tls
 from clustermesh.planner.graph import Secret, decode
 
 State = dict[str, Any]
@@ -38,8 +39,37 @@ def _helm_release(args: MockResourceArgs, inputs: State) -> State:
     }
 
 
+def _secret(value: Any) -> dict[str, Any]:
+    """The wire form of a secret value: outputs the provider declares secret come back secret."""
+    return {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
+
+
+def _private_key(args: MockResourceArgs, inputs: State) -> State:
+    state = fabricate_tls.private_key(args.name, inputs)
+    return {k: _secret(v) if k.startswith("privateKey") else v for k, v in state.items()}
+
+
+def fabricated_lb_address(cluster_resource: str) -> str:
+    """A LoadBalancer address from 198.18.0.0/15 (RFC 2544 benchmarking), stable per resource."""
+    digest = hashlib.sha256(cluster_resource.encode()).digest()
+    return f"198.{18 + digest[0] % 2}.{digest[1]}.{digest[2] % 254 + 1}"
+
+
+def _service(args: MockResourceArgs, inputs: State) -> State:
+    spec = inputs.get("spec") or {}
+    if spec.get("type", "LoadBalancer") != "LoadBalancer":
+        return {}
+    ip = spec.get("loadBalancerIP") or fabricated_lb_address(args.name)
+    return {"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}}
+
+
 FABRICATORS: dict[str, Fabricator] = {
     "kubernetes:helm.sh/v3:Release": _helm_release,
+    "kubernetes:core/v1:Service": _service,
+    "tls:index/privateKey:PrivateKey": _private_key,
+    "tls:index/selfSignedCert:SelfSignedCert": lambda a, i: fabricate_tls.self_signed_cert(a.name, i),
+    "tls:index/certRequest:CertRequest": lambda a, i: fabricate_tls.cert_request(a.name, i),
+    "tls:index/locallySignedCert:LocallySignedCert": lambda a, i: fabricate_tls.locally_signed_cert(a.name, i),
 }
 """Cloud-computed outputs by resource type; other resources echo their inputs, as a provider's state does."""
 

@@ -121,7 +121,7 @@ class GraphMonitor(MockMonitor):
             parent=request.parent,
             provider=_provider_urn(request.provider),
             custom=request.custom,
-            dependencies=list(request.dependencies),
+            dependencies=sorted(set(request.dependencies)),
             property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             inputs=decode(json_format.MessageToDict(request.object)),
             options={
@@ -145,7 +145,7 @@ class GraphMonitor(MockMonitor):
             parent=request.parent,
             provider=_provider_urn(request.provider),
             custom=True,
-            dependencies=list(request.dependencies),
+            dependencies=sorted(set(request.dependencies)),
             property_dependencies={},
             inputs={"id": request.id, **decode(json_format.MessageToDict(request.properties))},
             read=True,

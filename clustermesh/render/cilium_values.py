@@ -81,6 +81,9 @@ def _clustermesh_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
         "apiserver": {
             "kvstoremesh": {"enabled": mesh.kvstoremesh},
             "service": _service_values(mesh, cluster),
+            # The program issues every clustermesh certificate from one mesh CA (components.mesh);
+            # certificates the chart generated would each come from a CA of its own cluster.
+            "tls": {"auto": {"enabled": False}},
         },
     }
 

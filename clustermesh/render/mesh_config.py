@@ -1,0 +1,154 @@
+"""The clustermesh configuration each cluster reads about its peers, rendered as Cilium's chart would.
+
+Layout (Cilium 1.20 chart, templates/clustermesh-config): Secret `cilium-clustermesh`, mounted by the
+agents, holds one etcd client config per remote cluster, the file name being the cluster name. With
+KVStoreMesh, `cilium-kvstoremesh` (mounted by the kvstoremesh container) holds the remote configs and
+the agents' entries all point at the local clustermesh-apiserver. The shared-CA layout is used: every
+cluster presents its own `clustermesh-apiserver-remote-cert`, projected as `common-etcd-client.*`.
+
+Each config names `https://<cluster>.<domain>:<port>`. On Cilium 1.20 the address of that name travels
+in the file (`cilium-host-aliases`), so a peer joining changes a Secret and restarts nothing; on 1.19
+it needs `hostAliases` in a pod template (see `address_patch`).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from clustermesh import cilium
+from clustermesh.model import MeshConfig
+
+MOUNT = "/var/lib/cilium/clustermesh"
+APISERVER_PORT = 2379
+AGENT_SECRET = "cilium-clustermesh"
+KVSTOREMESH_SECRET = "cilium-kvstoremesh"
+LOCAL_APISERVER = f"https://clustermesh-apiserver.{cilium.NAMESPACE}.svc:{APISERVER_PORT}"
+HOST_ALIASES_MINOR = 20
+"""First Cilium minor that reads `cilium-host-aliases` from the config file."""
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    """Where a cluster's clustermesh-apiserver answers."""
+
+    ips: tuple[str, ...]
+    port: int
+
+
+def peer_hostname(mesh: MeshConfig, name: str) -> str:
+    return f"{name}.{mesh.domain}"
+
+
+def _dump(document: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False)
+
+
+def remote_config(mesh: MeshConfig, name: str, address: PeerAddress) -> str:
+    """The etcd client config for reaching cluster `name` with the shared-CA `common-` files."""
+    document: dict[str, Any] = {
+        "endpoints": [f"https://{peer_hostname(mesh, name)}:{address.port}"],
+        "trusted-ca-file": f"{MOUNT}/common-etcd-client-ca.crt",
+        "key-file": f"{MOUNT}/common-etcd-client.key",
+        "cert-file": f"{MOUNT}/common-etcd-client.crt",
+    }
+    if mesh.cilium_minor >= HOST_ALIASES_MINOR:
+        document["cilium-host-aliases"] = [{"hostname": peer_hostname(mesh, name), "ips": list(address.ips)}]
+    return _dump(document)
+
+
+LOCAL_CONFIG = _dump(
+    {
+        "endpoints": [LOCAL_APISERVER],
+        "trusted-ca-file": f"{MOUNT}/local-etcd-client-ca.crt",
+        "key-file": f"{MOUNT}/local-etcd-client.key",
+        "cert-file": f"{MOUNT}/local-etcd-client.crt",
+    }
+)
+"""With KVStoreMesh, what agents get for every remote cluster: their local clustermesh-apiserver's cache."""
+
+
+def encoded(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@dataclass(frozen=True)
+class EncodedPeers:
+    """Every cluster's entries, rendered and base64-encoded once for the whole mesh.
+
+    A cluster's Secrets are then this mapping minus its own name: building them costs a dict copy per
+    cluster, not a render per pair, which keeps a 511-cluster mesh linear in rendering work.
+    """
+
+    remote: Mapping[str, str]
+    local: str
+
+
+def encode_peers(mesh: MeshConfig, addresses: Mapping[str, PeerAddress]) -> EncodedPeers:
+    return EncodedPeers(
+        remote={name: encoded(remote_config(mesh, name, addresses[name])) for name in sorted(addresses)},
+        local=encoded(LOCAL_CONFIG),
+    )
+
+
+def _secret(name: str, data: Mapping[str, str]) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": cilium.NAMESPACE},
+        "type": "Opaque",
+        "data": dict(data),
+    }
+
+
+def clustermesh_secrets(mesh: MeshConfig, local: str, peers: EncodedPeers) -> list[Manifest]:
+    """The Secret manifests cluster `local` gets: one entry per other cluster, never its own."""
+    remotes = {name: text for name, text in peers.remote.items() if name != local}
+    if not mesh.kvstoremesh:
+        return [_secret(AGENT_SECRET, remotes)]
+    return [
+        _secret(AGENT_SECRET, dict.fromkeys(remotes, peers.local)),
+        _secret(KVSTOREMESH_SECRET, remotes),
+    ]
+
+
+def host_aliases(mesh: MeshConfig, local: str, addresses: Mapping[str, PeerAddress]) -> list[dict[str, Any]]:
+    """Pod `hostAliases` resolving every other cluster's name, for Cilium before 1.20."""
+    by_ip: dict[str, list[str]] = {}
+    for name in sorted(addresses):
+        if name != local:
+            for ip in addresses[name].ips:
+                by_ip.setdefault(ip, []).append(peer_hostname(mesh, name))
+    return [{"ip": ip, "hostnames": names} for ip, names in by_ip.items()]
+
+
+def address_patch(mesh: MeshConfig, local: str, addresses: Mapping[str, PeerAddress]) -> Manifest | None:
+    """On Cilium 1.19, the patch that puts the peers' names into the pods that dial them.
+
+    Agents dial peers without KVStoreMesh; with it, only the clustermesh-apiserver does. On 1.20 the
+    names travel in the configuration itself and no pod template is touched.
+    """
+    if mesh.cilium_minor >= HOST_ALIASES_MINOR:
+        return None
+    kind, name = ("Deployment", "clustermesh-apiserver") if mesh.kvstoremesh else ("DaemonSet", "cilium")
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": cilium.NAMESPACE,
+            # The chart owns the rest of this object; the patch takes only hostAliases.
+            "annotations": {"pulumi.com/patchForce": "true"},
+        },
+        "spec": {"template": {"spec": {"hostAliases": host_aliases(mesh, local, addresses)}}},
+    }
+
+
+def sorted_ips(ips: Sequence[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(ips)))

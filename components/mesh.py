@@ -1,0 +1,190 @@
+"""Mesh: one CA, every cluster's clustermesh certificates, and each cluster's view of its peers.
+
+The graph: CA -> each cluster's certificates (as the Secrets its clustermesh-apiserver mounts) ->
+each cluster's clustermesh-apiserver address (pinned, NodePort, or read from its LoadBalancer Service
+once Cilium is installed) -> the clustermesh Secrets (and, on Cilium 1.19, the address patch) of every
+other cluster. Documents come from `clustermesh.render`; this component only wires them.
+
+Scale: all addresses meet in one Output, rendered once for the mesh; each cluster's Secret is a slice
+of it. Nothing here creates an Output per pair of clusters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+
+from clustermesh import cilium
+from clustermesh.model import ClusterSpec, MeshConfig, ServiceType
+from clustermesh.render import mesh_config
+from clustermesh.render.mesh_config import EncodedPeers, PeerAddress
+from clustermesh.render.mesh_tls import CA_COMMON_NAME, CertificateSpec, cluster_certificates
+from components.mesh_cluster import MeshCluster
+from components.tokens import MESH
+
+
+def _private_key(name: str, parent: pulumi.Resource) -> tls.PrivateKey:
+    # ECDSA P-256, as Cilium's own certgen issues them.
+    return tls.PrivateKey(name, algorithm="ECDSA", ecdsa_curve="P256", opts=pulumi.ResourceOptions(parent=parent))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshArgs:
+    mesh: MeshConfig
+    """The validated mesh configuration."""
+    clusters: Sequence[MeshCluster]
+    """The clusters to connect, each with its own provider and Cilium release."""
+
+
+class Mesh(pulumi.ComponentResource):
+    ca_cert_pem: pulumi.Output[str]
+    """The mesh CA certificate (public)."""
+    ca_private_key_pem: pulumi.Output[str]
+    """The mesh CA key: secret, and never written to any cluster."""
+    addresses: pulumi.Output[dict[str, list[str]]]
+    """Each cluster's clustermesh-apiserver addresses, as its peers reach it."""
+
+    def __init__(self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(MESH, name, None, opts)
+        self._mesh = args.mesh
+        ca_key = _private_key(f"{name}-ca", self)
+        ca_cert = tls.SelfSignedCert(
+            f"{name}-ca",
+            private_key_pem=ca_key.private_key_pem,
+            is_ca_certificate=True,
+            subject=tls.SelfSignedCertSubjectArgs(common_name=CA_COMMON_NAME, organization=name),
+            validity_period_hours=args.mesh.certificates.ca_validity_hours,
+            early_renewal_hours=args.mesh.certificates.early_renewal_hours,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.ca_cert_pem = ca_cert.cert_pem
+        self.ca_private_key_pem = pulumi.Output.secret(ca_key.private_key_pem)
+
+        addresses: dict[str, pulumi.Output[PeerAddress]] = {}
+        for cluster in args.clusters:
+            spec = args.mesh.cluster(cluster.cluster_name)
+            for cert in cluster_certificates(args.mesh, spec):
+                self._certificate_secret(cluster, cert, ca_key, ca_cert)
+            addresses[spec.name] = self._address(cluster, spec)
+
+        everyone = pulumi.Output.all(**addresses)
+        peers = everyone.apply(lambda a: mesh_config.encode_peers(args.mesh, a))
+        for cluster in args.clusters:
+            self._clustermesh_secrets(cluster, peers)
+            if args.mesh.cilium_minor < mesh_config.HOST_ALIASES_MINOR:
+                self._address_patch(cluster, everyone)
+
+        self.addresses = everyone.apply(lambda a: {n: list(p.ips) for n, p in a.items()})
+        self.register_outputs(
+            {"caCertPem": self.ca_cert_pem, "caPrivateKeyPem": self.ca_private_key_pem, "addresses": self.addresses}
+        )
+
+    def _certificate_secret(
+        self, cluster: MeshCluster, cert: CertificateSpec, ca_key: tls.PrivateKey, ca_cert: tls.SelfSignedCert
+    ) -> k8s.core.v1.Secret:
+        """Issue one certificate and store it where the chart mounts it, in that cluster only."""
+        prefix = f"{cluster.cluster_name}-{cert.role}"
+        child = pulumi.ResourceOptions(parent=self)
+        key = _private_key(prefix, self)
+        request = tls.CertRequest(
+            prefix,
+            private_key_pem=key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=cert.common_name),
+            dns_names=list(cert.dns_names),
+            ip_addresses=list(cert.ip_addresses),
+            opts=child,
+        )
+        signed = tls.LocallySignedCert(
+            prefix,
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem,
+            ca_cert_pem=ca_cert.cert_pem,
+            validity_period_hours=self._mesh.certificates.validity_hours,
+            early_renewal_hours=self._mesh.certificates.early_renewal_hours,
+            allowed_uses=list(cert.uses),
+            opts=child,
+        )
+        return k8s.core.v1.Secret(
+            f"{prefix}-cert",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=cert.secret_name, namespace=cilium.NAMESPACE),
+            type="kubernetes.io/tls",
+            string_data={
+                "ca.crt": ca_cert.cert_pem,
+                "tls.crt": signed.cert_pem,
+                "tls.key": key.private_key_pem,  # a secret output of the tls provider
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider),
+        )
+
+    def _address(self, cluster: MeshCluster, spec: ClusterSpec) -> pulumi.Output[PeerAddress]:
+        exposure = self._mesh.apiserver_exposure
+        if exposure.type is ServiceType.NODE_PORT:
+            ips = [str(a) for a in spec.apiserver_exposure.node_addresses]
+            return pulumi.Output.from_input(PeerAddress(mesh_config.sorted_ips(ips), exposure.node_port))
+        if spec.apiserver_exposure.load_balancer_ip is not None:
+            # Pinned: known at preview, so every peer's configuration is too.
+            ip = str(spec.apiserver_exposure.load_balancer_ip)
+            return pulumi.Output.from_input(PeerAddress((ip,), mesh_config.APISERVER_PORT))
+        # The Service is the chart's; its id waits on the release, so a preview of a new cluster skips the
+        # read (leaving the address unknown) instead of failing on a Service that does not exist yet.
+        service = k8s.core.v1.Service.get(
+            f"{spec.name}-clustermesh-apiserver",
+            cluster.cilium_release.status.apply(lambda s: f"{s.namespace}/clustermesh-apiserver"),
+            opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider),
+        )
+        return service.status.apply(_ingress_address)
+
+    def _clustermesh_secrets(self, cluster: MeshCluster, peers: pulumi.Output[EncodedPeers]) -> None:
+        name = cluster.cluster_name
+        manifests = peers.apply(lambda p: mesh_config.clustermesh_secrets(self._mesh, name, p))
+        for index, secret_name in enumerate(_secret_names(self._mesh)):
+            k8s.core.v1.Secret(
+                f"{name}-{secret_name}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name, namespace=cilium.NAMESPACE),
+                type="Opaque",
+                data=manifests.apply(_data_of(index)),
+                opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider),
+            )
+
+    def _address_patch(self, cluster: MeshCluster, everyone: pulumi.Output[dict[str, PeerAddress]]) -> None:
+        name = cluster.cluster_name
+        patch = everyone.apply(lambda a: mesh_config.address_patch(self._mesh, name, a) or {})
+        opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[cluster.cilium_release])
+        metadata = k8s.meta.v1.ObjectMetaPatchArgs(
+            name="clustermesh-apiserver" if self._mesh.kvstoremesh else "cilium",
+            namespace=cilium.NAMESPACE,
+            annotations={"pulumi.com/patchForce": "true"},
+        )
+        spec: Any = patch.apply(lambda p: p["spec"])
+        if self._mesh.kvstoremesh:
+            k8s.apps.v1.DeploymentPatch(f"{name}-address-patch", metadata=metadata, spec=spec, opts=opts)
+        else:
+            k8s.apps.v1.DaemonSetPatch(f"{name}-address-patch", metadata=metadata, spec=spec, opts=opts)
+
+
+def _data_of(index: int) -> Any:
+    def pick(manifests: list[mesh_config.Manifest]) -> dict[str, str]:
+        return dict(manifests[index]["data"])
+
+    return pick
+
+
+def _secret_names(mesh: MeshConfig) -> list[str]:
+    return [mesh_config.AGENT_SECRET, *([mesh_config.KVSTOREMESH_SECRET] if mesh.kvstoremesh else [])]
+
+
+def _ingress_address(status: Any) -> PeerAddress:
+    ingress = (status.load_balancer.ingress if status and status.load_balancer else None) or []
+    ips = [entry.ip for entry in ingress if entry.ip]
+    if not ips:
+        raise ValueError(
+            "the clustermesh-apiserver LoadBalancer has no IP address (a hostname-only load balancer needs "
+            "apiserverExposure.loadBalancerIP pinned)"
+        )
+    return PeerAddress(mesh_config.sorted_ips(ips), mesh_config.APISERVER_PORT)
