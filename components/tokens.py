@@ -5,3 +5,6 @@ MESH = "clustermesh:index:Mesh"
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+KUBERNETES_SECRET = "kubernetes:core/v1:Secret"
+ADDRESS_PATCHES = ("kubernetes:apps/v1:DaemonSetPatch", "kubernetes:apps/v1:DeploymentPatch")
+LOCALLY_SIGNED_CERT = "tls:index/locallySignedCert:LocallySignedCert"

@@ -83,7 +83,10 @@ def plan(  # noqa: PLR0917 - typer maps each option to a parameter
         print_tree(captured, stdout)
         print_summary(captured, stdout)
     if out is not None:
-        written = write_plan(captured, out, reveal_secrets=reveal_secrets)
+        try:
+            written = write_plan(captured, out, reveal_secrets=reveal_secrets)
+        except OSError as exc:
+            raise _fail(EXIT_FAILURE, [str(exc)], f"cannot write the plan to {out}") from None
         stdout.print(f"wrote {len(written)} files under {out}")
 
 

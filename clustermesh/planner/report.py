@@ -14,7 +14,14 @@ from rich.tree import Tree
 
 from clustermesh.planner.graph import Node, reveal
 from clustermesh.planner.runner import CapturedPlan
-from components.tokens import HELM_RELEASE, MESH_CLUSTER
+from components.tokens import (
+    ADDRESS_PATCHES,
+    HELM_RELEASE,
+    KUBERNETES_PROVIDER,
+    KUBERNETES_SECRET,
+    LOCALLY_SIGNED_CERT,
+    MESH_CLUSTER,
+)
 
 
 def plan_document(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[str, Any]:
@@ -65,16 +72,89 @@ def cilium_values_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dic
     return by_cluster
 
 
+def _cluster_of(plan: CapturedPlan) -> dict[str, str]:
+    """Provider URN -> cluster name: a Kubernetes resource belongs to the cluster its provider reaches."""
+    components = {n.urn: n.name for n in plan.nodes if n.type == MESH_CLUSTER}
+    return {n.urn: components[n.parent] for n in plan.nodes if n.type == KUBERNETES_PROVIDER and n.parent in components}
+
+
+def _manifest(node: Node, *, reveal_secrets: bool) -> dict[str, Any]:
+    """The object a Kubernetes resource applies, as its provider sends it."""
+    group_version, kind = node.type.removeprefix("kubernetes:").rsplit(":", 1)
+    group, version = group_version.split("/")
+    api_version = version if group == "core" else f"{group}/{version}"
+    body = {k: v for k, v in reveal(node.inputs, secrets=reveal_secrets).items() if k not in {"apiVersion", "kind"}}
+    return {"apiVersion": api_version, "kind": kind.removesuffix("Patch"), **body}
+
+
+def _write(path: Path, text: str, written: list[Path]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    written.append(path)
+
+
 def write_plan(plan: CapturedPlan, out: Path, *, reveal_secrets: bool) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / "plan.json"]
-    written[0].write_text(json.dumps(plan_document(plan, reveal_secrets=reveal_secrets), indent=2, sort_keys=True))
+    written: list[Path] = []
+    _write(
+        out / "plan.json",
+        json.dumps(plan_document(plan, reveal_secrets=reveal_secrets), indent=2, sort_keys=True),
+        written,
+    )
     for name, values in cilium_values_by_cluster(plan, reveal_secrets=reveal_secrets).items():
-        path = out / "clusters" / name / "cilium-values.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(values, sort_keys=True))
-        written.append(path)
+        _write(out / "clusters" / name / "cilium-values.yaml", yaml.safe_dump(values, sort_keys=True), written)
+    for name, files in mesh_files_by_cluster(plan, reveal_secrets=reveal_secrets).items():
+        for file_name, text in files.items():
+            _write(out / "clusters" / name / file_name, text, written)
+    if (ca := ca_certificate(plan)) is not None:
+        _write(out / "ca" / "ca.crt", ca, written)
+    if reveal_secrets and (ca_key := ca_private_key(plan)) is not None:
+        _write(out / "ca" / "ca.key", ca_key, written)
     return written
+
+
+def ca_certificate(plan: CapturedPlan) -> str | None:
+    """The mesh CA certificate, as every cluster's TLS Secrets carry it (`ca.crt`)."""
+    for node in plan.nodes:
+        if node.type == KUBERNETES_SECRET and node.inputs.get("type") == "kubernetes.io/tls":
+            return str(reveal(node.inputs["stringData"], secrets=True)["ca.crt"])
+    return None
+
+
+def ca_private_key(plan: CapturedPlan) -> str | None:
+    """The mesh CA key, as every certificate it signs receives it."""
+    for node in plan.nodes:
+        if node.type == LOCALLY_SIGNED_CERT:
+            return str(reveal(node.inputs["caPrivateKeyPem"], secrets=True))
+    return None
+
+
+def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[str, dict[str, str]]:
+    """Per cluster: its clustermesh Secrets (no key material: addresses and file paths) and address patch;
+    with --reveal-secrets also its certificate Secrets, as applied.
+    """
+    cluster_of = _cluster_of(plan)
+    files: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for node in sorted(plan.nodes, key=lambda n: n.name):
+        cluster = cluster_of.get(node.provider)
+        if cluster is None:
+            continue
+        if node.type == KUBERNETES_SECRET and node.inputs.get("type") == "Opaque":
+            files.setdefault(cluster, {}).setdefault("clustermesh-secrets.yaml", []).append(
+                _manifest(node, reveal_secrets=True)
+            )
+        elif node.type in ADDRESS_PATCHES:
+            files.setdefault(cluster, {}).setdefault("address-patch.yaml", []).append(
+                _manifest(node, reveal_secrets=True)
+            )
+        elif node.type == KUBERNETES_SECRET and reveal_secrets:
+            files.setdefault(cluster, {}).setdefault("tls-secrets.yaml", []).append(
+                _manifest(node, reveal_secrets=True)
+            )
+    return {
+        cluster: {name: yaml.safe_dump_all(docs, sort_keys=False) for name, docs in by_file.items()}
+        for cluster, by_file in files.items()
+    }
 
 
 def _label(node: Node, names: dict[str, str]) -> str:
