@@ -91,7 +91,7 @@ class PlanMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, State]:
         inputs = _plain(decode(args.inputs))
         state = dict(args.inputs)
-        if args.resource_id:  # a read of an existing resource: the cloud knows it, even in preview
+        if args.resource_id and args.resource_id != rpc.UNKNOWN:  # a read the engine can do, even in preview
             fabricate = FABRICATORS.get(args.typ)
             return args.resource_id, {**state, **(fabricate(args, inputs) if fabricate else {})}
         if self.preview:
