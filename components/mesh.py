@@ -143,7 +143,7 @@ class Mesh(pulumi.ComponentResource):
     def _clustermesh_secrets(self, cluster: MeshCluster, peers: pulumi.Output[EncodedPeers]) -> None:
         name = cluster.cluster_name
         manifests = peers.apply(lambda p: mesh_config.clustermesh_secrets(self._mesh, name, p))
-        for index, secret_name in enumerate(_secret_names(self._mesh)):
+        for index, secret_name in enumerate(mesh_config.clustermesh_secret_names(self._mesh)):
             k8s.core.v1.Secret(
                 f"{name}-{secret_name}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name, namespace=cilium.NAMESPACE),
@@ -156,16 +156,11 @@ class Mesh(pulumi.ComponentResource):
         name = cluster.cluster_name
         patch = everyone.apply(lambda a: mesh_config.address_patch(self._mesh, name, a) or {})
         opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[cluster.cilium_release])
-        metadata = k8s.meta.v1.ObjectMetaPatchArgs(
-            name="clustermesh-apiserver" if self._mesh.kvstoremesh else "cilium",
-            namespace=cilium.NAMESPACE,
-            annotations={"pulumi.com/patchForce": "true"},
-        )
+        metadata: Any = patch.apply(lambda p: p["metadata"])
         spec: Any = patch.apply(lambda p: p["spec"])
-        if self._mesh.kvstoremesh:
-            k8s.apps.v1.DeploymentPatch(f"{name}-address-patch", metadata=metadata, spec=spec, opts=opts)
-        else:
-            k8s.apps.v1.DaemonSetPatch(f"{name}-address-patch", metadata=metadata, spec=spec, opts=opts)
+        kind, _ = mesh_config.address_patch_target(self._mesh)
+        patch_class = k8s.apps.v1.DeploymentPatch if kind == "Deployment" else k8s.apps.v1.DaemonSetPatch
+        patch_class(f"{name}-address-patch", metadata=metadata, spec=spec, opts=opts)
 
 
 def _data_of(index: int) -> Any:
@@ -173,10 +168,6 @@ def _data_of(index: int) -> Any:
         return dict(manifests[index]["data"])
 
     return pick
-
-
-def _secret_names(mesh: MeshConfig) -> list[str]:
-    return [mesh_config.AGENT_SECRET, *([mesh_config.KVSTOREMESH_SECRET] if mesh.kvstoremesh else [])]
 
 
 def _ingress_address(status: Any) -> PeerAddress:

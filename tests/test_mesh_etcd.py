@@ -134,6 +134,12 @@ def _parse_as_cilium(path: Path, mount: Path) -> dict[str, Any]:
     }
 
 
+def _alpha_config_for(plan: CapturedPlan, peer: str, tmp_path: Path) -> dict[str, Any]:
+    """alpha's generated configuration for `peer`, read from its files as mounted in alpha's pods."""
+    mount = _mount_cluster_files(plan, "alpha", tmp_path)
+    return _parse_as_cilium(mount / peer, mount)
+
+
 def _client(ca: Path, cert: Path, key: Path) -> httpx.Client:
     context = ssl.create_default_context(cafile=str(ca))
     context.load_cert_chain(str(cert), str(key))
@@ -148,8 +154,7 @@ def test_cluster_reaches_peer_etcd_with_the_generated_configuration(
     plan: CapturedPlan, etcd_for_beta: tuple[int, Path], tmp_path: Path
 ) -> None:
     port, _ = etcd_for_beta
-    mount = _mount_cluster_files(plan, "alpha", tmp_path)
-    beta = _parse_as_cilium(mount / "beta", mount)
+    beta = _alpha_config_for(plan, "beta", tmp_path)
     assert beta["host"] == "beta.mesh.cilium.io" and beta["port"] == 2379
     assert beta["ips"] == reveal(plan.outputs["apiserverAddresses"], secrets=True)["beta"]
     # The dialer would connect to one of beta["ips"]; here that address is redirected to loopback.
@@ -169,8 +174,7 @@ def test_a_client_certificate_from_another_ca_is_refused(
     plan: CapturedPlan, etcd_for_beta: tuple[int, Path], tmp_path: Path
 ) -> None:
     port, log = etcd_for_beta
-    mount = _mount_cluster_files(plan, "alpha", tmp_path)
-    beta = _parse_as_cilium(mount / "beta", mount)
+    beta = _alpha_config_for(plan, "beta", tmp_path)
     rogue_key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "remote")])
@@ -198,8 +202,7 @@ def test_another_clusters_configuration_fails_hostname_verification(
 ) -> None:
     """alpha's file for gamma, dialled at beta's apiserver, must not be accepted: beta's certificate is not gamma's."""
     port, _ = etcd_for_beta
-    mount = _mount_cluster_files(plan, "alpha", tmp_path)
-    gamma = _parse_as_cilium(mount / "gamma", mount)
+    gamma = _alpha_config_for(plan, "gamma", tmp_path)
     assert gamma["host"] == "gamma.mesh.cilium.io"
     with (
         _client(gamma["ca"], gamma["cert"], gamma["key"]) as client,

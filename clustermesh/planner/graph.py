@@ -87,16 +87,6 @@ def reveal(value: Any, *, secrets: bool) -> Any:
     return value
 
 
-def contains_secret(value: Any) -> bool:
-    if isinstance(value, Secret):
-        return True
-    if isinstance(value, dict):
-        return any(contains_secret(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_secret(v) for v in value)
-    return False
-
-
 def _provider_urn(reference: str) -> str:
     """`<urn>::<id>` -> `<urn>`."""
     return reference.rsplit("::", 1)[0] if reference else ""

@@ -78,12 +78,12 @@ def _cluster_of(plan: CapturedPlan) -> dict[str, str]:
     return {n.urn: components[n.parent] for n in plan.nodes if n.type == KUBERNETES_PROVIDER and n.parent in components}
 
 
-def _manifest(node: Node, *, reveal_secrets: bool) -> dict[str, Any]:
-    """The object a Kubernetes resource applies, as its provider sends it."""
+def _manifest(node: Node) -> dict[str, Any]:
+    """The object a Kubernetes resource applies, as its provider sends it (callers decide what may be shown)."""
     group_version, kind = node.type.removeprefix("kubernetes:").rsplit(":", 1)
     group, version = group_version.split("/")
     api_version = version if group == "core" else f"{group}/{version}"
-    body = {k: v for k, v in reveal(node.inputs, secrets=reveal_secrets).items() if k not in {"apiVersion", "kind"}}
+    body = {k: v for k, v in reveal(node.inputs, secrets=True).items() if k not in {"apiVersion", "kind"}}
     return {"apiVersion": api_version, "kind": kind.removesuffix("Patch"), **body}
 
 
@@ -140,17 +140,14 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
         if cluster is None:
             continue
         if node.type == KUBERNETES_SECRET and node.inputs.get("type") == "Opaque":
-            files.setdefault(cluster, {}).setdefault("clustermesh-secrets.yaml", []).append(
-                _manifest(node, reveal_secrets=True)
-            )
+            file_name = "clustermesh-secrets.yaml"
         elif node.type in ADDRESS_PATCHES:
-            files.setdefault(cluster, {}).setdefault("address-patch.yaml", []).append(
-                _manifest(node, reveal_secrets=True)
-            )
+            file_name = "address-patch.yaml"
         elif node.type == KUBERNETES_SECRET and reveal_secrets:
-            files.setdefault(cluster, {}).setdefault("tls-secrets.yaml", []).append(
-                _manifest(node, reveal_secrets=True)
-            )
+            file_name = "tls-secrets.yaml"
+        else:
+            continue
+        files.setdefault(cluster, {}).setdefault(file_name, []).append(_manifest(node))
     return {
         cluster: {name: yaml.safe_dump_all(docs, sort_keys=False) for name, docs in by_file.items()}
         for cluster, by_file in files.items()

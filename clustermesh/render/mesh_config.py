@@ -107,6 +107,11 @@ def _secret(name: str, data: Mapping[str, str]) -> Manifest:
     }
 
 
+def clustermesh_secret_names(mesh: MeshConfig) -> list[str]:
+    """The Secrets `clustermesh_secrets` renders, in its order."""
+    return [AGENT_SECRET, KVSTOREMESH_SECRET] if mesh.kvstoremesh else [AGENT_SECRET]
+
+
 def clustermesh_secrets(mesh: MeshConfig, local: str, peers: EncodedPeers) -> list[Manifest]:
     """The Secret manifests cluster `local` gets: one entry per other cluster, never its own."""
     remotes = {name: text for name, text in peers.remote.items() if name != local}
@@ -136,7 +141,7 @@ def address_patch(mesh: MeshConfig, local: str, addresses: Mapping[str, PeerAddr
     """
     if mesh.cilium_minor >= HOST_ALIASES_MINOR:
         return None
-    kind, name = ("Deployment", "clustermesh-apiserver") if mesh.kvstoremesh else ("DaemonSet", "cilium")
+    kind, name = address_patch_target(mesh)
     return {
         "apiVersion": "apps/v1",
         "kind": kind,
@@ -148,6 +153,11 @@ def address_patch(mesh: MeshConfig, local: str, addresses: Mapping[str, PeerAddr
         },
         "spec": {"template": {"spec": {"hostAliases": host_aliases(mesh, local, addresses)}}},
     }
+
+
+def address_patch_target(mesh: MeshConfig) -> tuple[str, str]:
+    """The kind and name of the workload whose pods dial the peers (see `address_patch`)."""
+    return ("Deployment", "clustermesh-apiserver") if mesh.kvstoremesh else ("DaemonSet", "cilium")
 
 
 def sorted_ips(ips: Sequence[str]) -> tuple[str, ...]:
