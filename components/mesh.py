@@ -11,8 +11,9 @@ of it. Nothing here creates an Output per pair of clusters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import pulumi
@@ -164,8 +165,11 @@ class Mesh(pulumi.ComponentResource):
 
 
 def _data_of(index: int) -> Any:
-    def pick(manifests: list[mesh_config.Manifest]) -> dict[str, str]:
-        return dict(manifests[index]["data"])
+    def pick(manifests: list[mesh_config.Manifest]) -> Mapping[str, str]:
+        # A read-only mapping, not a dict: `Output.secret` (which the Secret applies to `data`) unwraps a
+        # dict into an Output per entry, N per cluster and N² for the mesh. These entries are plain
+        # strings with nothing to unwrap, and the engine serializes any Mapping the same as a dict.
+        return MappingProxyType(manifests[index]["data"])
 
     return pick
 

@@ -78,13 +78,18 @@ def _cluster_of(plan: CapturedPlan) -> dict[str, str]:
     return {n.urn: components[n.parent] for n in plan.nodes if n.type == KUBERNETES_PROVIDER and n.parent in components}
 
 
-def _manifest(node: Node) -> dict[str, Any]:
+def manifest(node: Node) -> dict[str, Any]:
     """The object a Kubernetes resource applies, as its provider sends it (callers decide what may be shown)."""
     group_version, kind = node.type.removeprefix("kubernetes:").rsplit(":", 1)
     group, version = group_version.split("/")
     api_version = version if group == "core" else f"{group}/{version}"
     body = {k: v for k, v in reveal(node.inputs, secrets=True).items() if k not in {"apiVersion", "kind"}}
     return {"apiVersion": api_version, "kind": kind.removesuffix("Patch"), **body}
+
+
+def _yaml(documents: list[Any], *, sort_keys: bool = False) -> str:
+    # libyaml's emitter: the pure-Python one spends seconds per cluster on a large mesh's base64 entries.
+    return yaml.dump_all(documents, Dumper=yaml.CSafeDumper, sort_keys=sort_keys)
 
 
 def _write(path: Path, text: str, written: list[Path]) -> None:
@@ -102,7 +107,7 @@ def write_plan(plan: CapturedPlan, out: Path, *, reveal_secrets: bool) -> list[P
         written,
     )
     for name, values in cilium_values_by_cluster(plan, reveal_secrets=reveal_secrets).items():
-        _write(out / "clusters" / name / "cilium-values.yaml", yaml.safe_dump(values, sort_keys=True), written)
+        _write(out / "clusters" / name / "cilium-values.yaml", _yaml([values], sort_keys=True), written)
     for name, files in mesh_files_by_cluster(plan, reveal_secrets=reveal_secrets).items():
         for file_name, text in files.items():
             _write(out / "clusters" / name / file_name, text, written)
@@ -147,11 +152,8 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
             file_name = "tls-secrets.yaml"
         else:
             continue
-        files.setdefault(cluster, {}).setdefault(file_name, []).append(_manifest(node))
-    return {
-        cluster: {name: yaml.safe_dump_all(docs, sort_keys=False) for name, docs in by_file.items()}
-        for cluster, by_file in files.items()
-    }
+        files.setdefault(cluster, {}).setdefault(file_name, []).append(manifest(node))
+    return {cluster: {name: _yaml(docs) for name, docs in by_file.items()} for cluster, by_file in files.items()}
 
 
 def _label(node: Node, names: dict[str, str]) -> str:

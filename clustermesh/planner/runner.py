@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import runpy
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from clustermesh.planner.fabricate import PlanMocks
 from clustermesh.planner.graph import UNKNOWN, GraphMonitor, Node, Secret
 from clustermesh.planner.stackfile import StackSettings
 
+GC_THRESHOLDS = (100_000, 50, 1000)
+
 
 @dataclass
 class CapturedPlan:
@@ -26,6 +30,21 @@ class CapturedPlan:
     nodes: list[Node]
     outputs: dict[str, Any]
     """Stack outputs, decoded (secrets and unknowns marked)."""
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cycle collector less often while the program registers its resources.
+
+    Pulumi keeps every Output, future and task alive until the program ends, so each collection walks a
+    heap that only grows: with the default thresholds a 511-cluster plan spent a third of its time there.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 async def _resolve(value: Any) -> Any:
@@ -63,7 +82,8 @@ def run_program(
     def program() -> None:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
-    _sync_await(run_pulumi_func(program))
+    with _fewer_collections():
+        _sync_await(run_pulumi_func(program))
 
     root = settings.get_root_resource()
     exports = dict(getattr(root, "outputs", {}) or {})

@@ -1,0 +1,133 @@
+"""How the offline plan scales with the number of clusters: time, peak memory, resources, largest Secret.
+
+Each size is planned in its own process (`clustermesh plan --config ... --out ...`), exactly as a user
+runs it, so peak memory is that process's own. Not a test: the figures depend on the machine.
+
+    .venv/bin/python bench/plan_scale.py            # N = 2, 16, 64, 255, 511
+    .venv/bin/python bench/plan_scale.py --sizes 2 64 --markdown
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+CLUSTERMESH = Path(sys.executable).parent / "clustermesh"
+DEFAULT_SIZES = [2, 16, 64, 255, 511]
+MAX_CLUSTERS = 511
+SECRET_TYPES = {"kubernetes:core/v1:Secret"}
+
+
+def mesh_stack(size: int) -> dict[str, Any]:
+    """A stack file for `size` running clusters: disjoint pod and node ranges, addresses read from LoadBalancers."""
+    pods = ipaddress.ip_network("10.0.0.0/8").subnets(new_prefix=18)
+    nodes = ipaddress.ip_network("172.16.0.0/12").subnets(new_prefix=24)
+    clusters = [
+        {
+            "name": f"cluster-{index:03d}",
+            "id": index,
+            "kind": "existing",
+            "podCidrs": [str(next(pods))],
+            "serviceCidr": "192.168.0.0/16",
+            "nodeCidr": str(next(nodes)),
+            "kubeconfig": {"path": "~/.kube/config", "context": f"cluster-{index:03d}"},
+        }
+        for index in range(1, size + 1)
+    ]
+    return {
+        "config": {
+            "pulumi:disable-default-providers": ["kubernetes"],
+            "clustermesh:maxConnectedClusters": MAX_CLUSTERS,
+            "clustermesh:apiserverExposure": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["172.16.0.0/12"]},
+            "clustermesh:clusters": clusters,
+        }
+    }
+
+
+@dataclass(frozen=True)
+class Measurement:
+    clusters: int
+    seconds: float
+    peak_mib: float
+    resources: int
+    largest_secret_kib: float
+
+
+def largest_secret_bytes(plan: dict[str, Any]) -> int:
+    """The largest Secret as the API server stores it: its manifest, JSON-encoded."""
+    sizes = [
+        len(json.dumps({"apiVersion": "v1", "kind": "Secret", **r["inputs"]}, separators=(",", ":")))
+        for r in plan["resources"]
+        if r["type"] in SECRET_TYPES
+    ]
+    return max(sizes, default=0)
+
+
+def measure(size: int, workdir: Path) -> Measurement:
+    config = workdir / f"Pulumi.bench-{size}.yaml"
+    config.write_text(yaml.safe_dump(mesh_stack(size)))
+    out = workdir / f"plan-{size}"
+    command = [str(CLUSTERMESH), "plan", "--config", str(config), "--out", str(out), "--reveal-secrets", "--json"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(
+            f"planning {size} clusters failed:\n{process.stderr.read().decode() if process.stderr else ''}"
+        )
+    plan = json.loads((out / "plan.json").read_text())
+    return Measurement(
+        clusters=size,
+        seconds=seconds,
+        peak_mib=usage.ru_maxrss / 1024,  # Linux reports KiB
+        resources=len(plan["resources"]),
+        largest_secret_kib=largest_secret_bytes(plan) / 1024,
+    )
+
+
+def main(
+    sizes: Annotated[list[int] | None, typer.Option(help="Mesh sizes to plan.")] = None,
+    markdown: Annotated[bool, typer.Option(help="Print a Markdown table (for the README).")] = False,
+) -> None:
+    measurements = []
+    console = Console(stderr=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes or DEFAULT_SIZES:
+            console.print(f"planning {size} clusters ...")
+            measurements.append(measure(size, Path(tmp)))
+    header = ["clusters", "plan time (s)", "peak memory (MiB)", "resources", "largest Secret (KiB)"]
+    rows = [
+        [str(m.clusters), f"{m.seconds:.1f}", f"{m.peak_mib:.0f}", str(m.resources), f"{m.largest_secret_kib:.1f}"]
+        for m in measurements
+    ]
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join("---:" for _ in header) + "|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    table = Table(title=f"offline plan, {os.cpu_count()} CPUs")
+    for column in header:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    typer.run(main)
