@@ -81,7 +81,7 @@ def measure(size: int, workdir: Path) -> Measurement:
     config = workdir / f"Pulumi.bench-{size}.yaml"
     config.write_text(yaml.safe_dump(mesh_stack(size)))
     out = workdir / f"plan-{size}"
-    command = [str(CLUSTERMESH), "plan", "--config", str(config), "--out", str(out), "--reveal-secrets", "--json"]
+    command = [str(CLUSTERMESH), "plan", "--config", str(config), "--out", str(out), "--reveal-secrets"]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)

@@ -143,7 +143,8 @@ class Mesh(pulumi.ComponentResource):
 
     def _clustermesh_secrets(self, cluster: MeshCluster, peers: pulumi.Output[EncodedPeers]) -> None:
         name = cluster.cluster_name
-        manifests = peers.apply(lambda p: mesh_config.clustermesh_secrets(self._mesh, name, p))
+        # A tuple: the SDK walks every list and dict an Output resolves to, looking for unknowns.
+        manifests = peers.apply(lambda p: tuple(mesh_config.clustermesh_secrets(self._mesh, name, p)))
         for index, secret_name in enumerate(mesh_config.clustermesh_secret_names(self._mesh)):
             k8s.core.v1.Secret(
                 f"{name}-{secret_name}",
@@ -165,7 +166,7 @@ class Mesh(pulumi.ComponentResource):
 
 
 def _data_of(index: int) -> Any:
-    def pick(manifests: list[mesh_config.Manifest]) -> Mapping[str, str]:
+    def pick(manifests: tuple[mesh_config.Manifest, ...]) -> Mapping[str, str]:
         # A read-only mapping, not a dict: `Output.secret` (which the Secret applies to `data`) unwraps a
         # dict into an Output per entry, N per cluster and N² for the mesh. These entries are plain
         # strings with nothing to unwrap, and the engine serializes any Mapping the same as a dict.

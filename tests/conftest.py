@@ -45,7 +45,12 @@ def raw_config(clusters: list[dict[str, Any]], **mesh: Any) -> dict[str, str]:
     return raw
 
 
+COMPLIANT_EXPOSURE = {"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]}
+"""A LoadBalancer the policy pack accepts (restricted); the bare default is open to the world."""
+
+
 def write_stack_file(path: Path, clusters: list[dict[str, Any]], **mesh: Any) -> Path:
+    mesh.setdefault("apiserverExposure", COMPLIANT_EXPOSURE)
     config: dict[str, Any] = {"pulumi:disable-default-providers": ["kubernetes"], "clustermesh:clusters": clusters}
     config.update({f"clustermesh:{k}": v for k, v in mesh.items()})
     path.write_text(yaml.safe_dump({"config": config}))

@@ -1,6 +1,7 @@
 """`clustermesh plan`: the real program, planned offline under Pulumi's mocks.
 
-Exit codes: 0 planned, 1 any other failure, 2 invalid configuration (every problem on its own line).
+Exit codes: 0 planned, 1 any other failure, 2 invalid configuration (every problem on its own line),
+3 a mandatory rule of the policy pack is violated.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,11 +17,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from clustermesh.config import ConfigError, load_stack_config
 from clustermesh.planner.graph import Node
+
+if TYPE_CHECKING:
+    from clustermesh.planner.policy_check import Violation
 from clustermesh.planner.stackfile import StackFileError, find_project_dir, load_stack
 from components.tokens import MESH_CLUSTER
 
 EXIT_INVALID_CONFIG = 2
 EXIT_FAILURE = 1
+EXIT_POLICY_VIOLATION = 3
 PROGRESS_THRESHOLD = 20
 """Meshes with more clusters than this show a progress bar while they plan."""
 
@@ -50,9 +55,14 @@ def plan(  # noqa: PLR0917 - typer maps each option to a parameter
     as_json: Annotated[bool, typer.Option("--json", help="Print plan.json to stdout instead of the tree.")] = False,
     preview: Annotated[bool, typer.Option(help="Plan as a preview: cloud-assigned values stay unknown.")] = False,
     project_dir: Annotated[Path, typer.Option(help="The Pulumi project (default: found from here).")] = Path(),
+    policy: Annotated[bool, typer.Option(help="Check the plan against the policy pack (policy/).")] = True,
+    policy_config: Annotated[
+        Path | None, typer.Option(help="Enforcement overrides, as for `pulumi preview --policy-pack-config`.")
+    ] = None,
 ) -> None:
     """Plan the mesh of a stack: print its resources per cluster and write what each cluster gets."""
     # Imported here so that an invalid configuration is reported before the Pulumi SDK is even loaded.
+    from clustermesh.planner.policy_check import PolicyConfigError, check, load_levels  # noqa: PLC0415
     from clustermesh.planner.report import plan_document, print_summary, print_tree, write_plan  # noqa: PLC0415
     from clustermesh.planner.runner import run_program  # noqa: PLC0415
 
@@ -69,6 +79,11 @@ def plan(  # noqa: PLR0917 - typer maps each option to a parameter
         raise _fail(
             EXIT_INVALID_CONFIG, [str(p) for p in exc.problems], f"invalid configuration in {settings.source}"
         ) from None
+
+    try:
+        levels = load_levels(policy_config) if policy_config is not None else {}
+    except PolicyConfigError as exc:
+        raise _fail(EXIT_INVALID_CONFIG, exc.problems, "cannot read the policy config") from None
 
     stdout = Console(stderr=as_json)
     with _progress(len(mesh.clusters)) as on_register:
@@ -88,6 +103,16 @@ def plan(  # noqa: PLR0917 - typer maps each option to a parameter
         except OSError as exc:
             raise _fail(EXIT_FAILURE, [str(exc)], f"cannot write the plan to {out}") from None
         stdout.print(f"wrote {len(written)} files under {out}")
+    if policy and _report_violations(check(captured, levels)):
+        raise typer.Exit(EXIT_POLICY_VIOLATION)
+
+
+def _report_violations(violations: list[Violation]) -> bool:
+    """Print each violation (level, rule, resource, message); whether any of them is mandatory."""
+    for v in violations:
+        where = v.urn.rsplit("::", 1)[-1] if v.urn else "stack"
+        print(f"policy {v.level.value}: {v.policy}: {where}: {v.message}", file=sys.stderr)
+    return any(v.mandatory for v in violations)
 
 
 class _progress:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
@@ -42,7 +42,6 @@ class Node:
     custom: bool
     dependencies: list[str]
     inputs: dict[str, Any]
-    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     read: bool = False
     """Read from the cloud (`Resource.get`) rather than managed."""
     options: dict[str, Any] = field(default_factory=dict)
@@ -103,7 +102,7 @@ class GraphMonitor(MockMonitor):
     It also answers in one pass. The stock monitor turns each request into Python objects and the mocks'
     state back into protobuf through the SDK's async (de)serializers, one await per property; a
     511-cluster mesh sends half a million Secret entries, and those awaits were most of its plan time.
-    Here each request is converted once (`MessageToDict`), and the state goes back with `Struct.update`.
+    Here each request is converted once, and the state goes back with `Struct.update`.
     The wire forms of secrets and unknowns pass through both untouched.
     """
 
@@ -117,7 +116,7 @@ class GraphMonitor(MockMonitor):
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        wire_inputs = json_format.MessageToDict(request.object)
+        wire_inputs = self._wire(request.object)
         resource_id, state = self.mocks.new_resource(
             MockResourceArgs(
                 typ=request.type,
@@ -132,7 +131,6 @@ class GraphMonitor(MockMonitor):
             request,
             urn,
             inputs=decode(wire_inputs, self._strings),
-            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             options={
                 "protect": request.protect,
                 "deleteBeforeReplace": request.deleteBeforeReplace,
@@ -147,7 +145,7 @@ class GraphMonitor(MockMonitor):
 
     def ReadResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
-        wire_inputs = json_format.MessageToDict(request.properties)
+        wire_inputs = self._wire(request.properties)
         _, state = self.mocks.new_resource(
             MockResourceArgs(
                 typ=request.type,
@@ -160,6 +158,15 @@ class GraphMonitor(MockMonitor):
         self._record(request, urn, inputs={"id": request.id, **decode(wire_inputs, self._strings)}, read=True)
         return resource_pb2.ReadResourceResponse(urn=urn, properties=_struct(state))
 
+    def _wire(self, struct: struct_pb2.Struct) -> dict[str, Any]:
+        """A request's properties as plain Python, each string shared with its equals as it is read.
+
+        Sharing as it reads, rather than after a whole-message conversion, matters at scale: a
+        clustermesh Secret carries an entry per peer, and converting first left a thousand Secrets'
+        worth of short-lived copies scattered through the heap.
+        """
+        return _struct_value(struct, self._strings)
+
     def _record(self, request: Any, urn: str, *, inputs: dict[str, Any], custom: bool = True, **extra: Any) -> None:
         node = Node(
             urn=urn,
@@ -168,13 +175,34 @@ class GraphMonitor(MockMonitor):
             parent=request.parent,
             provider=_provider_urn(request.provider),
             custom=custom,
-            dependencies=sorted(set(request.dependencies)),
+            # Shared strings: every clustermesh Secret depends on every cluster's address.
+            dependencies=sorted({self._strings.setdefault(u, u) for u in request.dependencies}),
             inputs=inputs,
             **extra,
         )
         self.nodes.append(node)
         if self._on_register is not None:
             self._on_register(node)
+
+
+def _struct_value(struct: struct_pb2.Struct, strings: dict[str, str]) -> dict[str, Any]:
+    return {key: _value(value, strings) for key, value in struct.fields.items()}
+
+
+def _value(value: struct_pb2.Value, strings: dict[str, str]) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        text = value.string_value
+        return strings.setdefault(text, text)
+    if kind == "struct_value":
+        return _struct_value(value.struct_value, strings)
+    if kind == "list_value":
+        return [_value(item, strings) for item in value.list_value.values]
+    if kind == "number_value":
+        return value.number_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
 
 
 def _struct(state: dict[str, Any]) -> struct_pb2.Struct:

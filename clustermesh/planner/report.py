@@ -156,8 +156,15 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
     return {cluster: {name: _yaml(docs) for name, docs in by_file.items()} for cluster, by_file in files.items()}
 
 
+LABEL_DEPENDENCIES = 4
+"""How many of a resource's dependencies the tree names before it counts the rest."""
+
+
 def _label(node: Node, names: dict[str, str]) -> str:
     deps = [names.get(d, d.rsplit("::", 1)[-1]) for d in node.dependencies if d != node.parent]
+    if len(deps) > LABEL_DEPENDENCIES:
+        # A clustermesh Secret waits on every peer's address: a count reads better than 510 names.
+        deps = [*deps[:LABEL_DEPENDENCIES], f"and {len(deps) - LABEL_DEPENDENCIES} more"]
     suffix = f"  [dim]<- {', '.join(deps)}[/dim]" if deps else ""
     if node.provider:
         suffix += f"  [dim]via {names.get(node.provider, node.provider)}[/dim]"

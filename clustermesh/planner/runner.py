@@ -6,20 +6,22 @@ import gc
 import runpy
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 from pulumi.runtime import settings
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from clustermesh.planner.fabricate import PlanMocks
 from clustermesh.planner.graph import UNKNOWN, GraphMonitor, Node, Secret
 from clustermesh.planner.stackfile import StackSettings
 
+T = TypeVar("T")
 GC_THRESHOLDS = (100_000, 50, 1000)
 
 
@@ -30,6 +32,24 @@ class CapturedPlan:
     nodes: list[Node]
     outputs: dict[str, Any]
     """Stack outputs, decoded (secrets and unknowns marked)."""
+
+
+class _InlineExecutor(ThreadPoolExecutor):
+    """Answers each engine call where the SDK submits it, instead of on a worker thread.
+
+    The SDK hands every registration to the loop's default executor. With worker threads the loop, which
+    holds the GIL while it serializes, outran them: a 511-cluster mesh queued a thousand Secret requests,
+    each a copy of its entries, and the queue was half the plan's peak memory. The mock monitor needs no
+    thread, so answering inline keeps one request alive at a time.
+    """
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
 
 
 @contextmanager
@@ -82,6 +102,8 @@ def run_program(
     def program() -> None:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
+    loop = _ensure_event_loop()  # type: ignore[no-untyped-call]
+    loop.set_default_executor(_InlineExecutor(max_workers=1))
     with _fewer_collections():
         _sync_await(run_pulumi_func(program))
 

@@ -1,0 +1,349 @@
+"""The policy pack: every rule called directly on a compliant and a violating stack, unknowns in preview,
+and the planner enforcing the pack (exit 3 naming the rule; no violation on any committed stack).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi.runtime import rpc
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.policy import _NotApplicableError
+from pulumi_policy.proxy import unknown_checking_proxy
+
+from clustermesh.planner.policy_check import check
+from clustermesh.planner.runner import run_program
+from clustermesh.planner.stackfile import StackSettings
+from policy.rules import POLICIES
+from tests.conftest import PROJECT_DIR, cluster, raw_config, three_clusters, write_stack_file
+
+RULES = {p.name: p for p in POLICIES}
+OPTS = PolicyResourceOptions(False, [], False, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def _provider(cluster_name: str, *, default: bool = False) -> PolicyProviderResource:
+    name = "default_4_30_0" if default else f"{cluster_name}-k8s"
+    return PolicyProviderResource("pulumi:providers:kubernetes", {}, f"urn:p::providers::{name}", name)
+
+
+def _resource(type_: str, name: str, props: dict[str, Any], provider: PolicyProviderResource | None) -> PolicyResource:
+    return PolicyResource(
+        type_, unknown_checking_proxy(props), f"urn:p::{type_}::{name}", name, OPTS, provider, None, [], {}
+    )
+
+
+def _release(name: str, cluster_id: Any, pods: str, *, version: str = "1.20.0", **values: Any) -> PolicyResource:
+    merged: dict[str, Any] = {
+        "cluster": {"name": name, "id": cluster_id},
+        "clustermesh": {
+            "useAPIServer": True,
+            "maxConnectedClusters": 255,
+            "apiserver": {"kvstoremesh": {"enabled": False}, "tls": {"auto": {"enabled": False}}},
+        },
+        "ipam": {"mode": "cluster-pool", "operator": {"clusterPoolIPv4PodCIDRList": [pods]}},
+        "routingMode": "tunnel",
+        "tunnelProtocol": "vxlan",
+    }
+    for key, value in values.items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) and key in merged else value
+    props = {"chart": "cilium", "version": version, "name": "cilium", "namespace": "kube-system", "values": merged}
+    return _resource("kubernetes:helm.sh/v3:Release", f"{name}-cilium", props, _provider(name))
+
+
+def _secret(cluster_name: str, secret_name: str, data: Any, type_: str = "Opaque") -> PolicyResource:
+    props = {"metadata": {"name": secret_name, "namespace": "kube-system"}, "type": type_, "data": data}
+    return _resource("kubernetes:core/v1:Secret", f"{cluster_name}-{secret_name}", props, _provider(cluster_name))
+
+
+def _cluster(name: str, cluster_id: Any, pods: str, peers: list[str], **values: Any) -> list[PolicyResource]:
+    """A cluster as the program builds it: its release, its certificate Secrets, its clustermesh Secret."""
+    return [
+        _release(name, cluster_id, pods, **values),
+        *(
+            _secret(name, f"clustermesh-apiserver-{role}-cert", {"tls.crt": "x"}, "kubernetes.io/tls")
+            for role in ("server", "admin", "remote")
+        ),
+        _secret(name, "cilium-clustermesh", dict.fromkeys(peers, "eA==")),
+    ]
+
+
+def _mesh(**overrides: Any) -> list[PolicyResource]:
+    return [*_cluster("a", 1, "10.1.0.0/16", ["b"], **overrides), *_cluster("b", 2, "10.2.0.0/16", ["a"])]
+
+
+def _stack_rule(name: str, resources: list[PolicyResource], config: dict[str, Any] | None = None) -> list[str]:
+    policy = RULES[name]
+    assert isinstance(policy, StackValidationPolicy)
+    found: list[str] = []
+    try:
+        policy.validate(StackValidationArgs(resources, config or {}), lambda m, u=None: found.append(m))  # type: ignore[misc]
+    except _NotApplicableError:
+        return ["not applicable"]
+    return found
+
+
+def _resource_rule(name: str, resource: PolicyResource) -> list[str]:
+    policy = RULES[name]
+    assert isinstance(policy, ResourceValidationPolicy)
+    found: list[str] = []
+    args = ResourceValidationArgs(resource.resource_type, resource.props, resource.urn, resource.name, OPTS, None, {})
+    policy.validate(args, lambda m, u=None: found.append(m))  # type: ignore[misc]
+    return found
+
+
+# --- stack rules, each compliant and violated -------------------------------------------------------------
+
+
+def test_compliant_mesh_passes_every_stack_rule() -> None:
+    for name, policy in RULES.items():
+        if isinstance(policy, StackValidationPolicy) and name != "no-plain-secret-outputs":
+            assert _stack_rule(name, _mesh()) == [], name
+
+
+def test_cluster_identity_unique() -> None:
+    clash = [*_cluster("a", 1, "10.1.0.0/16", ["b"]), *_cluster("b", 1, "10.2.0.0/16", ["a"])]
+    assert _stack_rule("cluster-identity-unique", clash) == ["cluster id 1 is used by both a-cilium and b-cilium"]
+    same_name = [_release("a", 1, "10.1.0.0/16"), _release("a", 2, "10.2.0.0/16")]
+    assert _stack_rule("cluster-identity-unique", same_name) == ["cluster name a is used by both a-cilium and a-cilium"]
+
+
+def test_cluster_id_within_max_and_the_same_max_everywhere() -> None:
+    too_high = [_release("a", 300, "10.1.0.0/16"), _release("b", 2, "10.2.0.0/16")]
+    assert _stack_rule("cluster-id-within-max", too_high) == ["cluster id 300 is outside 1..255 (maxConnectedClusters)"]
+    mixed = [
+        _release("a", 1, "10.1.0.0/16", clustermesh={"maxConnectedClusters": 511}),
+        _release("b", 2, "10.2.0.0/16"),
+    ]
+    assert _stack_rule("cluster-id-within-max", mixed) == [
+        "maxConnectedClusters differs between clusters (255: b-cilium; 511: a-cilium); it must be the same everywhere"
+    ]
+
+
+def test_pod_cidrs_disjoint() -> None:
+    overlap = [_release("a", 1, "10.1.0.0/16"), _release("b", 2, "10.1.128.0/17")]
+    assert _stack_rule("pod-cidrs-disjoint", overlap) == [
+        "pod CIDR 10.1.0.0/16 of a-cilium overlaps 10.1.128.0/17 of b-cilium"
+    ]
+
+
+def test_mesh_complete() -> None:
+    missing = [*_cluster("a", 1, "10.1.0.0/16", []), *_cluster("b", 2, "10.2.0.0/16", ["a", "c"])]
+    assert _stack_rule("mesh-complete", missing) == [
+        "cilium-clustermesh of cluster a does not name b",
+        "cilium-clustermesh of cluster b names c, not peers of it",
+    ]
+    no_secret = [r for r in _mesh() if r.name != "b-cilium-clustermesh"]
+    assert _stack_rule("mesh-complete", no_secret) == [
+        "cluster b has no cilium-clustermesh Secret: it knows none of its 1 peers"
+    ]
+
+
+def test_mesh_complete_checks_the_kvstoremesh_secret_when_kvstoremesh_is_on() -> None:
+    kvstoremesh = {"clustermesh": {"apiserver": {"kvstoremesh": {"enabled": True}}}}
+    resources = [*_cluster("a", 1, "10.1.0.0/16", ["b"], **kvstoremesh), *_cluster("b", 2, "10.2.0.0/16", ["a"])]
+    assert _stack_rule("mesh-complete", resources) == [
+        "cluster a has no cilium-kvstoremesh Secret: it knows none of its 1 peers"
+    ]
+
+
+def test_explicit_kubernetes_provider() -> None:
+    stray = _resource(
+        "kubernetes:core/v1:ConfigMap", "stray", {"metadata": {"name": "x"}}, _provider("a", default=True)
+    )
+    orphan = _resource("kubernetes:core/v1:ConfigMap", "orphan", {"metadata": {"name": "y"}}, None)
+    found = _stack_rule("explicit-kubernetes-provider", [*_mesh(), stray, orphan])
+    assert [m.split(" (")[0] for m in found] == ["stray", "orphan"]
+
+
+def test_uniform_cilium_and_datapath() -> None:
+    mixed = [
+        _release("a", 1, "10.1.0.0/16", version="1.19.6"),
+        _release("b", 2, "10.2.0.0/16", tunnelProtocol="geneve"),
+    ]
+    assert _stack_rule("uniform-cilium-and-datapath", mixed) == [
+        "clusters differ in Cilium minor version (1.19: a-cilium; 1.20: b-cilium); a mesh needs one",
+        "clusters differ in tunnel protocol (geneve: b-cilium; vxlan: a-cilium); a mesh needs one",
+    ]
+
+
+def test_clustermesh_apiserver_tls() -> None:
+    no_certs = [r for r in _mesh() if r.name != "a-clustermesh-apiserver-server-cert"]
+    assert _stack_rule("clustermesh-apiserver-tls", no_certs) == [
+        "cluster a turns the chart's TLS generation off but gets no clustermesh-apiserver-server-cert Secret"
+    ]
+    weakened = _mesh(
+        clustermesh={"apiserver": {"extraArgs": ["--client-cert-auth=false"], "tls": {"auto": {"enabled": False}}}}
+    )
+    assert _stack_rule("clustermesh-apiserver-tls", weakened) == [
+        "clustermesh-apiserver of a is given arguments that weaken TLS: ['--client-cert-auth=false']"
+    ]
+
+
+def test_no_plain_secret_outputs_only_where_secrecy_is_known() -> None:
+    key = "-----BEGIN EC PRIVATE KEY-----\nMHc...\n-----END EC PRIVATE KEY-----\n"
+    stack = _resource(
+        "pulumi:pulumi:Stack", "p-dev", {"caKey": key, "caCertificate": "-----BEGIN CERTIFICATE-----"}, None
+    )
+    marked = {"outputSecretsMarked": True}
+    assert _stack_rule("no-plain-secret-outputs", [stack], marked) == [
+        "stack output 'caKey' holds a private key or kubeconfig in plain text"
+    ]
+    masked = _resource("pulumi:pulumi:Stack", "p-dev", {"caKey": "[secret]"}, None)
+    assert _stack_rule("no-plain-secret-outputs", [masked], marked) == []
+    kubeconfig = _resource(
+        "pulumi:pulumi:Stack", "p-dev", {"kc": {"a": "apiVersion: v1\nkind: Config\nclusters: []\n"}}, None
+    )
+    assert len(_stack_rule("no-plain-secret-outputs", [kubeconfig], marked)) == 1
+    # Under the Pulumi CLI secrets arrive decrypted, so the rule cannot tell and stands aside.
+    assert _stack_rule("no-plain-secret-outputs", [stack]) == ["not applicable"]
+
+
+# --- resource rules ---------------------------------------------------------------------------------------
+
+
+def _exposed(**service: Any) -> PolicyResource:
+    return _release("a", 1, "10.1.0.0/16", clustermesh={"apiserver": {"service": service}})
+
+
+def test_clustermesh_apiserver_not_public() -> None:
+    rule = "clustermesh-apiserver-not-public"
+    assert _resource_rule(rule, _exposed(type="LoadBalancer", loadBalancerSourceRanges=["0.0.0.0/0"])) == [
+        "the clustermesh-apiserver LoadBalancer is open to 0.0.0.0/0"
+    ]
+    assert len(_resource_rule(rule, _exposed(type="LoadBalancer"))) == 1
+    assert _resource_rule(rule, _exposed(type="LoadBalancer", loadBalancerSourceRanges=["172.16.0.0/12"])) == []
+    internal = {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}
+    assert _resource_rule(rule, _exposed(type="LoadBalancer", annotations=internal)) == []
+    assert _resource_rule(rule, _exposed(type="NodePort")) == []
+    service = _resource(
+        "kubernetes:core/v1:Service",
+        "svc",
+        {
+            "metadata": {"name": "clustermesh-apiserver"},
+            "spec": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["::/0"]},
+        },
+        _provider("a"),
+    )
+    assert _resource_rule(rule, service) == ["the clustermesh-apiserver LoadBalancer is open to ::/0"]
+
+
+def test_chart_version_pinned() -> None:
+    assert _resource_rule("chart-version-pinned", _release("a", 1, "10.1.0.0/16")) == []
+    assert _resource_rule("chart-version-pinned", _release("a", 1, "10.1.0.0/16", version="1.20.0-pre.3")) == []
+    assert _resource_rule("chart-version-pinned", _release("a", 1, "10.1.0.0/16", version="~1.20")) == [
+        "chart cilium is not pinned to an exact version (version: '~1.20')"
+    ]
+    assert len(_resource_rule("chart-version-pinned", _release("a", 1, "10.1.0.0/16", version=""))) == 1
+
+
+def test_no_rule_crashes_or_reports_on_values_unknown_in_preview() -> None:
+    names = ["a", "b", "c", "d"]
+
+    def peers(name: str) -> list[str]:
+        return [n for n in names if n != name]
+
+    unknown_lb = {"type": "LoadBalancer", "loadBalancerSourceRanges": rpc.UNKNOWN}
+    resources = [
+        *_cluster("a", 1, "10.1.0.0/16", peers("a")),
+        *_cluster("b", 2, "10.2.0.0/16", peers("b"))[:-1],
+        _secret("b", "cilium-clustermesh", rpc.UNKNOWN),  # its peers' addresses are not known yet
+        *_cluster("c", rpc.UNKNOWN, rpc.UNKNOWN, peers("c"), version=rpc.UNKNOWN, routingMode=rpc.UNKNOWN),
+        *_cluster("d", 4, "10.4.0.0/16", peers("d"), clustermesh={"apiserver": {"service": unknown_lb}}),
+    ]
+    for name, policy in RULES.items():
+        if isinstance(policy, StackValidationPolicy):
+            assert _stack_rule(name, resources, {"outputSecretsMarked": True}) == [], name
+        else:
+            for resource in resources:
+                assert _resource_rule(name, resource) == [], (name, resource.name)
+
+
+def test_every_rule_is_mandatory_by_default() -> None:
+    assert {p.enforcement_level for p in POLICIES} == {EnforcementLevel.MANDATORY}
+
+
+# --- the same rules on real plans -------------------------------------------------------------------------
+
+
+def _planner(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "clustermesh"), *args]
+    return subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
+
+
+def test_planner_exits_3_naming_the_rule_when_the_apiserver_is_open_to_the_world(tmp_path: Path) -> None:
+    config = write_stack_file(
+        tmp_path / "Pulumi.open.yaml",
+        three_clusters(),
+        apiserverExposure={"type": "LoadBalancer", "loadBalancerSourceRanges": ["0.0.0.0/0"]},
+    )
+    result = _planner("plan", "--config", str(config))
+    assert result.returncode == 3, result.stderr
+    assert "policy mandatory: clustermesh-apiserver-not-public: alpha-cilium:" in result.stderr
+    assert _planner("plan", "--config", str(config), "--no-policy").returncode == 0
+
+
+def test_policy_config_can_lower_a_rule_to_advisory(tmp_path: Path) -> None:
+    config = write_stack_file(
+        tmp_path / "Pulumi.open.yaml",
+        three_clusters(),
+        apiserverExposure={"type": "LoadBalancer", "loadBalancerSourceRanges": ["0.0.0.0/0"]},
+    )
+    levels = tmp_path / "policy-config.json"
+    levels.write_text('{"clustermesh-apiserver-not-public": {"enforcementLevel": "advisory"}}')
+    result = _planner("plan", "--config", str(config), "--policy-config", str(levels))
+    assert result.returncode == 0, result.stderr
+    assert "policy advisory: clustermesh-apiserver-not-public" in result.stderr
+    levels.write_text('{"no-such-rule": "advisory"}')
+    assert _planner("plan", "--config", str(config), "--policy-config", str(levels)).returncode == 2
+
+
+@pytest.mark.parametrize("stack_file", sorted(PROJECT_DIR.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
+def test_every_committed_stack_plans_without_a_violation(stack_file: Path) -> None:
+    result = _planner("plan", "--config", str(stack_file))
+    assert result.returncode == 0, result.stderr
+    assert "policy" not in result.stderr
+
+
+def test_a_program_that_builds_two_clusters_with_one_id_is_caught(tmp_path: Path) -> None:
+    """Config validation refuses duplicate IDs, so this program builds its clusters directly, past it."""
+    (tmp_path / "Pulumi.yaml").write_text("name: clustermesh\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(
+        textwrap.dedent(
+            """
+            from components.mesh import Mesh, MeshArgs
+            from components.mesh_cluster import MeshCluster, MeshClusterArgs
+            from components.stack_config import read_mesh_config
+
+            mesh = read_mesh_config()
+            first = mesh.clusters[0]
+            twin = mesh.clusters[1].model_copy(update={"id": first.id})
+            clusters = [
+                MeshCluster(spec.name, MeshClusterArgs(mesh=mesh, cluster=spec, kubeconfig="~/.kube/config"))
+                for spec in (first, twin)
+            ]
+            Mesh("mesh", MeshArgs(mesh=mesh, clusters=clusters))
+            """
+        )
+    )
+    raw = raw_config(
+        [cluster("a", 1, "10.1.0.0/16"), cluster("b", 2, "10.2.0.0/16")],
+        apiserverExposure={"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]},
+    )
+    plan = run_program(tmp_path, StackSettings("clustermesh", "twin", tmp_path / "Pulumi.twin.yaml", raw, frozenset()))
+    found = [(v.policy, v.message) for v in check(plan)]
+    assert found == [("cluster-identity-unique", "cluster id 1 is used by both a-cilium and b-cilium")]
