@@ -127,15 +127,13 @@ def _by_cluster(resources: list[PolicyResource]) -> dict[str, tuple[str, PolicyR
     return clusters
 
 
-def _secrets_in(resources: list[PolicyResource], provider: str, name: str) -> list[PolicyResource]:
-    return [
-        r
-        for r in resources
-        if r.resource_type == SECRET
-        and _provider_urn(r) == provider
-        and _read(r.props, "metadata", "name") == name
-        and _read(r.props, "metadata", "namespace") == "kube-system"
-    ]
+def _kube_system_secrets(resources: list[PolicyResource]) -> dict[tuple[str | None, Any], list[PolicyResource]]:
+    """(provider URN, name) -> the kube-system Secrets of that name in that cluster, indexed once per rule."""
+    index: dict[tuple[str | None, Any], list[PolicyResource]] = defaultdict(list)
+    for r in resources:
+        if r.resource_type == SECRET and _read(r.props, "metadata", "namespace") == "kube-system":
+            index[(_provider_urn(r), _read(r.props, "metadata", "name"))].append(r)
+    return index
 
 
 # --- stack rules ----------------------------------------------------------------------------------------
@@ -198,13 +196,14 @@ def _validate_mesh_complete(args: StackValidationArgs, report: ReportViolation) 
     everyone = {name for name, _ in clusters.values()}
     if len(everyone) < 2:
         return
+    secrets_by_name = _kube_system_secrets(args.resources)
     for provider, (name, release) in sorted(clusters.items()):
         expected = everyone - {name}
         for secret_name, switch in CLUSTERMESH_SECRETS.items():
             enabled = switch is None or _read(release.props, "values", "clustermesh", "apiserver", switch, "enabled")
             if not _known(enabled) or not enabled:
                 continue
-            secrets = _secrets_in(args.resources, provider, secret_name)
+            secrets = secrets_by_name[(provider, secret_name)]
             if not secrets:
                 report(f"cluster {name} has no {secret_name} Secret: it knows none of its {len(expected)} peers", None)
                 continue
@@ -263,6 +262,7 @@ def _tunnel_protocol(release: PolicyResource) -> Any:
 
 
 def _validate_apiserver_tls(args: StackValidationArgs, report: ReportViolation) -> None:
+    secrets_by_name = _kube_system_secrets(args.resources)
     for provider, (name, release) in sorted(_by_cluster(args.resources).items()):
         apiserver = _read(release.props, "values", "clustermesh", "apiserver", default={})
         if not _known(apiserver) or not _read(release.props, "values", "clustermesh", "useAPIServer"):
@@ -279,7 +279,7 @@ def _validate_apiserver_tls(args: StackValidationArgs, report: ReportViolation) 
             for role in roles
             if not [
                 s
-                for s in _secrets_in(args.resources, provider, f"clustermesh-apiserver-{role}-cert")
+                for s in secrets_by_name[(provider, f"clustermesh-apiserver-{role}-cert")]
                 if _read(s.props, "type") == "kubernetes.io/tls"
             ]
         ]

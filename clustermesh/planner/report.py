@@ -50,10 +50,9 @@ def cluster_components(plan: CapturedPlan) -> dict[str, Node]:
     return {n.name: n for n in plan.nodes if n.type == MESH_CLUSTER}
 
 
-def descendants(plan: CapturedPlan, root_urn: str) -> list[Node]:
-    children: dict[str, list[Node]] = {}
-    for node in plan.nodes:
-        children.setdefault(node.parent, []).append(node)
+def descendants(plan: CapturedPlan, root_urn: str, children: dict[str, list[Node]] | None = None) -> list[Node]:
+    if children is None:
+        children = _children(plan)
     found, stack = [], [root_urn]
     while stack:
         for child in children.get(stack.pop(), []):
@@ -62,11 +61,19 @@ def descendants(plan: CapturedPlan, root_urn: str) -> list[Node]:
     return found
 
 
+def _children(plan: CapturedPlan) -> dict[str, list[Node]]:
+    children: dict[str, list[Node]] = {}
+    for node in plan.nodes:
+        children.setdefault(node.parent, []).append(node)
+    return children
+
+
 def cilium_values_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[str, Any]:
     """The values each cluster's Cilium release receives, as the engine sent them."""
     by_cluster = {}
+    children = _children(plan)  # once: a walk per cluster over every node would be quadratic
     for name, component in cluster_components(plan).items():
-        for node in descendants(plan, component.urn):
+        for node in descendants(plan, component.urn, children):
             if node.type == HELM_RELEASE:
                 by_cluster[name] = reveal(node.inputs.get("values", {}), secrets=reveal_secrets)
     return by_cluster
