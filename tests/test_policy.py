@@ -347,3 +347,17 @@ def test_a_program_that_builds_two_clusters_with_one_id_is_caught(tmp_path: Path
     plan = run_program(tmp_path, StackSettings("clustermesh", "twin", tmp_path / "Pulumi.twin.yaml", raw, frozenset()))
     found = [(v.policy, v.message) for v in check(plan)]
     assert found == [("cluster-identity-unique", "cluster id 1 is used by both a-cilium and b-cilium")]
+
+
+def test_the_pack_entry_point_only_builds_the_pack_from_the_same_rule_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`policy/__main__.py` as the CLI runs it, with PolicyPack (whose constructor serves forever) recorded."""
+    import runpy  # noqa: PLC0415
+
+    import pulumi_policy  # noqa: PLC0415
+
+    built: list[dict[str, Any]] = []
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: built.append(kwargs))
+    runpy.run_path(str(PROJECT_DIR / "policy" / "__main__.py"), run_name="__main__")
+    assert len(built) == 1
+    assert built[0]["name"] == "clustermesh" and built[0]["policies"] is POLICIES
+    assert (PROJECT_DIR / "policy" / "PulumiPolicy.yaml").is_file()
