@@ -312,9 +312,10 @@ def test_policy_config_can_lower_a_rule_to_advisory(tmp_path: Path) -> None:
     assert _planner("plan", "--config", str(config), "--policy-config", str(levels)).returncode == 2
 
 
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
 @pytest.mark.parametrize("stack_file", sorted(PROJECT_DIR.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
-def test_every_committed_stack_plans_without_a_violation(stack_file: Path) -> None:
-    result = _planner("plan", "--config", str(stack_file))
+def test_every_committed_stack_plans_without_a_violation(stack_file: Path, preview: bool) -> None:
+    result = _planner("plan", "--config", str(stack_file), *(["--preview"] if preview else []))
     assert result.returncode == 0, result.stderr
     assert "policy" not in result.stderr
 
