@@ -76,8 +76,9 @@ class Mesh(pulumi.ComponentResource):
 
         everyone = pulumi.Output.all(**addresses)
         peers = everyone.apply(lambda a: mesh_config.encode_peers(args.mesh, a))
+        names = [cluster.cluster_name for cluster in args.clusters]
         for cluster in args.clusters:
-            self._clustermesh_secrets(cluster, peers)
+            self._clustermesh_secrets(cluster, peers, names)
             if args.mesh.cilium_minor < mesh_config.HOST_ALIASES_MINOR:
                 self._address_patch(cluster, everyone)
 
@@ -141,18 +142,24 @@ class Mesh(pulumi.ComponentResource):
         )
         return service.status.apply(_ingress_address)
 
-    def _clustermesh_secrets(self, cluster: MeshCluster, peers: pulumi.Output[EncodedPeers]) -> None:
+    def _clustermesh_secrets(
+        self, cluster: MeshCluster, peers: pulumi.Output[EncodedPeers], names: Sequence[str]
+    ) -> None:
         name = cluster.cluster_name
-        # A tuple: the SDK walks every list and dict an Output resolves to, looking for unknowns.
-        manifests = peers.apply(lambda p: tuple(mesh_config.clustermesh_secrets(self._mesh, name, p)))
-        for index, secret_name in enumerate(mesh_config.clustermesh_secret_names(self._mesh)):
-            k8s.core.v1.Secret(
-                f"{name}-{secret_name}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name, namespace=cilium.NAMESPACE),
-                type="Opaque",
-                data=manifests.apply(_data_of(index)),
-                opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider),
-            )
+        remote = peers.apply(lambda p: _read_only(mesh_config.remote_secret(self._mesh, name, p)))
+        self._opaque_secret(cluster, mesh_config.remote_secret_name(self._mesh), remote)
+        # Known from the peers' names alone: no dependency on any address, and settled at preview.
+        if (local := mesh_config.local_agent_secret(self._mesh, name, names)) is not None:
+            self._opaque_secret(cluster, local["metadata"]["name"], _read_only(local))
+
+    def _opaque_secret(self, cluster: MeshCluster, secret_name: str, data: pulumi.Input[Mapping[str, str]]) -> None:
+        k8s.core.v1.Secret(
+            f"{cluster.cluster_name}-{secret_name}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name, namespace=cilium.NAMESPACE),
+            type="Opaque",
+            data=data,
+            opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider),
+        )
 
     def _address_patch(self, cluster: MeshCluster, everyone: pulumi.Output[dict[str, PeerAddress]]) -> None:
         name = cluster.cluster_name
@@ -165,14 +172,12 @@ class Mesh(pulumi.ComponentResource):
         patch_class(f"{name}-address-patch", metadata=metadata, spec=spec, opts=opts)
 
 
-def _data_of(index: int) -> Any:
-    def pick(manifests: tuple[mesh_config.Manifest, ...]) -> Mapping[str, str]:
-        # A read-only mapping, not a dict: `Output.secret` (which the Secret applies to `data`) unwraps a
-        # dict into an Output per entry, N per cluster and N² for the mesh. These entries are plain
-        # strings with nothing to unwrap, and the engine serializes any Mapping the same as a dict.
-        return MappingProxyType(manifests[index]["data"])
-
-    return pick
+def _read_only(manifest: mesh_config.Manifest) -> Mapping[str, str]:
+    """A Secret manifest's data as a read-only mapping, not a dict: `Output.secret` (which the Secret applies
+    to `data`) unwraps a dict into an Output per entry, N per cluster and N² for the mesh. These entries are
+    plain strings with nothing to unwrap, and the engine serializes any Mapping the same as a dict.
+    """
+    return MappingProxyType(manifest["data"])
 
 
 def _ingress_address(status: Any) -> PeerAddress:

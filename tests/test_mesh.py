@@ -50,10 +50,27 @@ def test_cilium_1_19_gets_a_host_aliases_patch_instead_of_in_file_aliases() -> N
 
 
 def test_preview_with_unknown_load_balancers_plans_and_leaves_secrets_pending() -> None:
+    """The remote entries wait for the peers' addresses; the agents' KVStoreMesh entries need only their names."""
     plan = plan_raw(raw_config(three_clusters()), preview=True)
-    secrets = [n for n in plan.nodes if n.type == "kubernetes:core/v1:Secret" and n.inputs.get("type") == "Opaque"]
+    secrets = _opaque_secrets(plan)
     assert len(secrets) == 6
-    assert all(reveal(n.inputs["data"], secrets=True) == UNKNOWN_PLACEHOLDER for n in secrets)
+    for cluster in ("alpha", "beta", "gamma"):
+        assert secrets[f"{cluster}-cilium-kvstoremesh"]["data"] == UNKNOWN_PLACEHOLDER
+        assert sorted(secrets[f"{cluster}-cilium-clustermesh"]["data"]) == sorted(
+            {"alpha", "beta", "gamma"} - {cluster}
+        )
+    services = {n.urn for n in plan.nodes if n.read}
+    agents = [n for n in plan.nodes if n.name.endswith("-cilium-clustermesh")]
+    assert agents and not [n.name for n in agents if services & set(n.dependencies)], (
+        "agents' Secrets wait on no address"
+    )
+
+
+def test_without_kvstoremesh_the_agents_secret_waits_for_the_addresses() -> None:
+    plan = plan_raw(raw_config(three_clusters(), kvstoremesh="false"), preview=True)
+    secrets = _opaque_secrets(plan)
+    assert sorted(secrets) == ["alpha-cilium-clustermesh", "beta-cilium-clustermesh", "gamma-cilium-clustermesh"]
+    assert all(s["data"] == UNKNOWN_PLACEHOLDER for s in secrets.values())
 
 
 def test_pinned_addresses_make_every_mesh_value_known_at_preview() -> None:

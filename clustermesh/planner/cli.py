@@ -64,7 +64,7 @@ def plan(  # noqa: PLR0917 - typer maps each option to a parameter
     # Imported here so that an invalid configuration is reported before the Pulumi SDK is even loaded.
     from clustermesh.planner.policy_check import PolicyConfigError, check, load_levels  # noqa: PLC0415
     from clustermesh.planner.report import plan_document, print_summary, print_tree, write_plan  # noqa: PLC0415
-    from clustermesh.planner.runner import run_program  # noqa: PLC0415
+    from clustermesh.planner.runner import fewer_collections, run_program  # noqa: PLC0415
 
     if stack is not None and config is not None:
         raise _fail(EXIT_INVALID_CONFIG, ["give --stack or --config, not both"], "usage error")
@@ -85,26 +85,27 @@ def plan(  # noqa: PLR0917 - typer maps each option to a parameter
     except PolicyConfigError as exc:
         raise _fail(EXIT_INVALID_CONFIG, exc.problems, "cannot read the policy config") from None
 
-    stdout = Console(stderr=as_json)
-    with _progress(len(mesh.clusters)) as on_register:
-        try:
-            captured = run_program(project, settings, preview=preview, on_register=on_register)
-        except Exception as exc:
-            raise _fail(EXIT_FAILURE, [f"{type(exc).__name__}: {exc}"], "the program failed to plan") from None
+    with fewer_collections():  # a large plan is one heap that only grows until the command ends
+        stdout = Console(stderr=as_json)
+        with _progress(len(mesh.clusters)) as on_register:
+            try:
+                captured = run_program(project, settings, preview=preview, on_register=on_register)
+            except Exception as exc:
+                raise _fail(EXIT_FAILURE, [f"{type(exc).__name__}: {exc}"], "the program failed to plan") from None
 
-    if as_json:
-        print(json.dumps(plan_document(captured, reveal_secrets=reveal_secrets), indent=2, sort_keys=True))
-    else:
-        print_tree(captured, stdout)
-        print_summary(captured, stdout)
-    if out is not None:
-        try:
-            written = write_plan(captured, out, reveal_secrets=reveal_secrets)
-        except OSError as exc:
-            raise _fail(EXIT_FAILURE, [str(exc)], f"cannot write the plan to {out}") from None
-        stdout.print(f"wrote {len(written)} files under {out}")
-    if policy and _report_violations(check(captured, levels)):
-        raise typer.Exit(EXIT_POLICY_VIOLATION)
+        if as_json:
+            print(json.dumps(plan_document(captured, reveal_secrets=reveal_secrets), indent=2, sort_keys=True))
+        else:
+            print_tree(captured, stdout)
+            print_summary(captured, stdout)
+        if out is not None:
+            try:
+                written = write_plan(captured, out, reveal_secrets=reveal_secrets)
+            except OSError as exc:
+                raise _fail(EXIT_FAILURE, [str(exc)], f"cannot write the plan to {out}") from None
+            stdout.print(f"wrote {len(written)} files under {out}")
+        if policy and _report_violations(check(captured, levels)):
+            raise typer.Exit(EXIT_POLICY_VIOLATION)
 
 
 def _report_violations(violations: list[Violation]) -> bool:

@@ -14,7 +14,7 @@ it needs `hostAliases` in a pod template (see `address_patch`).
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,22 +78,23 @@ def encoded(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+LOCAL_ENTRY = encoded(LOCAL_CONFIG)
+
+
 @dataclass(frozen=True)
 class EncodedPeers:
-    """Every cluster's entries, rendered and base64-encoded once for the whole mesh.
+    """Every cluster's remote entry, rendered and base64-encoded once for the whole mesh.
 
-    A cluster's Secrets are then this mapping minus its own name: building them costs a dict copy per
+    A cluster's Secret is then this mapping minus its own name: building it costs a dict copy per
     cluster, not a render per pair, which keeps a 511-cluster mesh linear in rendering work.
     """
 
     remote: Mapping[str, str]
-    local: str
 
 
 def encode_peers(mesh: MeshConfig, addresses: Mapping[str, PeerAddress]) -> EncodedPeers:
     return EncodedPeers(
-        remote={name: encoded(remote_config(mesh, name, addresses[name])) for name in sorted(addresses)},
-        local=encoded(LOCAL_CONFIG),
+        remote={name: encoded(remote_config(mesh, name, addresses[name])) for name in sorted(addresses)}
     )
 
 
@@ -107,20 +108,25 @@ def _secret(name: str, data: Mapping[str, str]) -> Manifest:
     }
 
 
-def clustermesh_secret_names(mesh: MeshConfig) -> list[str]:
-    """The Secrets `clustermesh_secrets` renders, in its order."""
-    return [AGENT_SECRET, KVSTOREMESH_SECRET] if mesh.kvstoremesh else [AGENT_SECRET]
+def remote_secret_name(mesh: MeshConfig) -> str:
+    """The Secret that reaches the other clusters: the kvstoremesh container's with KVStoreMesh, else the agents'."""
+    return KVSTOREMESH_SECRET if mesh.kvstoremesh else AGENT_SECRET
 
 
-def clustermesh_secrets(mesh: MeshConfig, local: str, peers: EncodedPeers) -> list[Manifest]:
-    """The Secret manifests cluster `local` gets: one entry per other cluster, never its own."""
-    remotes = {name: text for name, text in peers.remote.items() if name != local}
+def remote_secret(mesh: MeshConfig, local: str, peers: EncodedPeers) -> Manifest:
+    """The Secret through which cluster `local` reaches its peers: one entry per other cluster, never its own."""
+    return _secret(remote_secret_name(mesh), {name: text for name, text in peers.remote.items() if name != local})
+
+
+def local_agent_secret(mesh: MeshConfig, local: str, names: Iterable[str]) -> Manifest | None:
+    """With KVStoreMesh, the agents' Secret: an entry per other cluster, each pointing at the local cache.
+
+    It depends on the peers' names only, never on their addresses: it is known at preview and waits on
+    no other cluster. Without KVStoreMesh the agents read `remote_secret` instead.
+    """
     if not mesh.kvstoremesh:
-        return [_secret(AGENT_SECRET, remotes)]
-    return [
-        _secret(AGENT_SECRET, dict.fromkeys(remotes, peers.local)),
-        _secret(KVSTOREMESH_SECRET, remotes),
-    ]
+        return None
+    return _secret(AGENT_SECRET, dict.fromkeys(sorted(set(names) - {local}), LOCAL_ENTRY))
 
 
 def host_aliases(mesh: MeshConfig, local: str, addresses: Mapping[str, PeerAddress]) -> list[dict[str, Any]]:
