@@ -5,8 +5,11 @@ runs it, so peak memory is that process's own. The largest Secret is measured on
 the plan writes (the certificate Secrets, about 2 KiB each, are written only with --reveal-secrets).
 Not a test: the figures depend on the machine.
 
-    .venv/bin/python bench/plan_scale.py            # N = 2, 16, 64, 255, 511
-    .venv/bin/python bench/plan_scale.py --sizes 2 64 --markdown
+    .venv/bin/python bench/plan_scale.py                      # N = 2, 16, 64, 255, 511
+    .venv/bin/python bench/plan_scale.py --sizes 2 --sizes 64 --markdown --repeat 3
+
+With --repeat, each size is planned that many times: the time shown is the median (these machines vary by
+10-20% from run to run), the memory the largest.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,16 +105,28 @@ def measure(size: int, workdir: Path) -> Measurement:
     )
 
 
+def repeated(size: int, workdir: Path, repeat: int) -> Measurement:
+    runs = [measure(size, workdir) for _ in range(repeat)]
+    return Measurement(
+        clusters=size,
+        seconds=statistics.median(r.seconds for r in runs),
+        peak_mib=max(r.peak_mib for r in runs),
+        resources=runs[0].resources,
+        largest_secret_kib=runs[0].largest_secret_kib,
+    )
+
+
 def main(
     sizes: Annotated[list[int] | None, typer.Option(help="Mesh sizes to plan.")] = None,
     markdown: Annotated[bool, typer.Option(help="Print a Markdown table (for the README).")] = False,
+    repeat: Annotated[int, typer.Option(min=1, help="Plans per size: median time, largest memory.")] = 1,
 ) -> None:
     measurements = []
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes or DEFAULT_SIZES:
             console.print(f"planning {size} clusters ...")
-            measurements.append(measure(size, Path(tmp)))
+            measurements.append(repeated(size, Path(tmp), repeat))
     header = ["clusters", "plan time (s)", "peak memory (MiB)", "resources", "largest Secret (KiB)"]
     rows = [
         [str(m.clusters), f"{m.seconds:.1f}", f"{m.peak_mib:.0f}", str(m.resources), f"{m.largest_secret_kib:.1f}"]

@@ -75,9 +75,10 @@ FABRICATORS: dict[str, Fabricator] = {
 
 
 WRITE_ONLY: dict[str, frozenset[str]] = {"kubernetes:core/v1:Secret": frozenset({"data", "stringData"})}
-"""Inputs not echoed back as outputs. A Secret's real state does carry `data`, but nothing in the program
-reads it back, and echoing a 511-cluster mesh's half a million entries through the SDK's deserializer
-cost more than all the rest of the Secrets' planning."""
+"""Inputs that come back empty rather than echoed. A Secret's real state does carry `data`, but nothing in
+the program reads it back, and echoing (or letting the SDK copy back) a 511-cluster mesh's half a million
+entries cost more than all the rest of the Secrets' planning. A program that reads a Secret's `data`
+would see it empty under the planner."""
 
 
 def _plain(value: Any) -> Any:
@@ -97,7 +98,9 @@ class PlanMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, State]:
         state = dict(args.inputs)
         if args.typ in WRITE_ONLY:
-            state = {k: v for k, v in state.items() if k not in WRITE_ONLY[args.typ]}
+            # Present but empty: for a property missing from a provider's answer (or None) the SDK copies
+            # the input back, entry by entry.
+            state = {k: {} if k in WRITE_ONLY[args.typ] else v for k, v in state.items()}
         fabricate = FABRICATORS.get(args.typ)
         if args.resource_id and args.resource_id != rpc.UNKNOWN:  # a read the engine can do, even in preview
             return args.resource_id, state | self._fabricated(fabricate, args)
