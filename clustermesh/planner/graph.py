@@ -47,34 +47,30 @@ class Node:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def decode(value: Any, strings: dict[str, str] | None = None) -> Any:  # noqa: PLR0911 - one return per wire encoding
+def decode(value: Any) -> Any:  # noqa: PLR0911 - one return per wire encoding
     """A property value as the engine sees it, with secrets and unknowns marked and integers restored.
 
     Numbers cross the wire as protobuf doubles, so `2379` arrives as `2379.0`; every integral double is
     turned back into an int, which is what the provider (and Helm, and Kubernetes) receive as JSON.
-    With `strings`, equal strings share one object: a mesh's clustermesh Secrets repeat each entry in
-    every other cluster, and a 511-cluster plan would otherwise hold a quarter of a million copies.
     """
-    if isinstance(value, str):
-        if value == rpc.UNKNOWN:
-            return UNKNOWN
-        return value if strings is None else strings.setdefault(value, value)
     if isinstance(value, dict):
         sig = value.get(rpc._special_sig_key)
         if sig == rpc._special_secret_sig:
-            return Secret(decode(value.get("value"), strings))
+            return Secret(decode(value.get("value")))
         if sig == rpc._special_resource_sig:
             return value.get("urn", "")
         if sig == rpc._special_output_value_sig:
             if "value" not in value:
                 return UNKNOWN
-            inner = decode(value["value"], strings)
+            inner = decode(value["value"])
             return Secret(inner) if value.get("secret") else inner
-        return {k: decode(v, strings) for k, v in value.items()}
+        return {k: decode(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [decode(v, strings) for v in value]
+        return [decode(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if value == rpc.UNKNOWN:
+        return UNKNOWN
     return value
 
 
@@ -102,8 +98,9 @@ class GraphMonitor(MockMonitor):
     It also answers in one pass. The stock monitor turns each request into Python objects and the mocks'
     state back into protobuf through the SDK's async (de)serializers, one await per property; a
     511-cluster mesh sends half a million Secret entries, and those awaits were most of its plan time.
-    Here each request is converted once, and the state goes back with `Struct.update`.
-    The wire forms of secrets and unknowns pass through both untouched.
+    Here each request is converted once, sharing equal strings (a mesh repeats every clustermesh entry and
+    peer URN across clusters), and the state goes back with `Struct.update`. The wire forms of secrets and
+    unknowns pass through both untouched.
     """
 
     def __init__(self, mocks: Mocks, on_register: Callable[[Node], None] | None = None) -> None:
@@ -116,21 +113,11 @@ class GraphMonitor(MockMonitor):
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        wire_inputs = self._wire(request.object)
-        resource_id, state = self.mocks.new_resource(
-            MockResourceArgs(
-                typ=request.type,
-                name=request.name,
-                inputs=wire_inputs,
-                provider=request.provider,
-                resource_id=request.importId,
-                custom=request.custom or False,
-            )
-        )
+        wire_inputs, resource_id, state = self._answer(request, request.object, request.importId, custom=request.custom)
         self._record(
             request,
             urn,
-            inputs=decode(wire_inputs, self._strings),
+            inputs=decode(wire_inputs),
             options={
                 "protect": request.protect,
                 "deleteBeforeReplace": request.deleteBeforeReplace,
@@ -145,27 +132,26 @@ class GraphMonitor(MockMonitor):
 
     def ReadResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
-        wire_inputs = self._wire(request.properties)
-        _, state = self.mocks.new_resource(
+        wire_inputs, _, state = self._answer(request, request.properties, request.id, custom=True)
+        self._record(request, urn, inputs={"id": request.id, **decode(wire_inputs)}, read=True)
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=_struct(state))
+
+    def _answer(
+        self, request: Any, properties: struct_pb2.Struct, resource_id: str, *, custom: bool
+    ) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+        """The request's properties as plain Python (each string shared with its equals), and the mocks' answer."""
+        wire_inputs = _struct_value(properties, self._strings)
+        answer_id, state = self.mocks.new_resource(
             MockResourceArgs(
                 typ=request.type,
                 name=request.name,
                 inputs=wire_inputs,
                 provider=request.provider,
-                resource_id=request.id,
+                resource_id=resource_id,
+                custom=custom,
             )
         )
-        self._record(request, urn, inputs={"id": request.id, **decode(wire_inputs, self._strings)}, read=True)
-        return resource_pb2.ReadResourceResponse(urn=urn, properties=_struct(state))
-
-    def _wire(self, struct: struct_pb2.Struct) -> dict[str, Any]:
-        """A request's properties as plain Python, each string shared with its equals as it is read.
-
-        Sharing as it reads, rather than after a whole-message conversion, matters at scale: a
-        clustermesh Secret carries an entry per peer, and converting first left a thousand Secrets'
-        worth of short-lived copies scattered through the heap.
-        """
-        return _struct_value(struct, self._strings)
+        return wire_inputs, answer_id, state
 
     def _record(self, request: Any, urn: str, *, inputs: dict[str, Any], custom: bool = True, **extra: Any) -> None:
         node = Node(

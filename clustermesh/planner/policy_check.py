@@ -111,8 +111,7 @@ def _options(node: Node | None) -> PolicyResourceOptions:
     )
 
 
-def _resources(plan: CapturedPlan) -> tuple[list[PolicyResource], dict[str, Node]]:
-    nodes = {n.urn: n for n in plan.nodes}
+def _resources(plan: CapturedPlan) -> list[PolicyResource]:
     providers = {
         n.urn: PolicyProviderResource(n.type, unknown_checking_proxy(_engine_view(n.inputs)), n.urn, n.name)
         for n in plan.nodes
@@ -139,7 +138,7 @@ def _resources(plan: CapturedPlan) -> tuple[list[PolicyResource], dict[str, Node
     stack_urn = f"urn:pulumi:{plan.stack}::{plan.project}::{STACK}::{stack_name}"
     outputs = unknown_checking_proxy(_engine_view(reveal(plan.outputs, secrets=False)))
     stack = PolicyResource(STACK, outputs, stack_urn, stack_name, _options(None), None, None, [], {})
-    return [*resources.values(), stack], nodes
+    return [*resources.values(), stack]
 
 
 def _call(validate: Any, args: Any, report: Any) -> None:
@@ -147,7 +146,11 @@ def _call(validate: Any, args: Any, report: Any) -> None:
     try:
         result = validate(args, report)
         if inspect.isawaitable(result):
-            asyncio.new_event_loop().run_until_complete(result)
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(result)
+            finally:
+                loop.close()
     except _NotApplicableError:
         return
 
@@ -162,7 +165,7 @@ def _validators(policy: Policy) -> list[Any]:
 def check(plan: CapturedPlan, levels: Mapping[str, EnforcementLevel] | None = None) -> list[Violation]:
     """Every violation of the pack's rules in `plan`, each at its enforcement level (overrides in `levels`)."""
     levels = levels or {}
-    resources, _ = _resources(plan)
+    resources = _resources(plan)
     violations: list[Violation] = []
     for policy in POLICIES:
         level = levels.get(policy.name) or levels.get("all") or policy.enforcement_level or EnforcementLevel.MANDATORY

@@ -50,9 +50,7 @@ def cluster_components(plan: CapturedPlan) -> dict[str, Node]:
     return {n.name: n for n in plan.nodes if n.type == MESH_CLUSTER}
 
 
-def descendants(plan: CapturedPlan, root_urn: str, children: dict[str, list[Node]] | None = None) -> list[Node]:
-    if children is None:
-        children = _children(plan)
+def descendants(root_urn: str, children: dict[str, list[Node]]) -> list[Node]:
     found, stack = [], [root_urn]
     while stack:
         for child in children.get(stack.pop(), []):
@@ -73,7 +71,7 @@ def cilium_values_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dic
     by_cluster = {}
     children = _children(plan)  # once: a walk per cluster over every node would be quadratic
     for name, component in cluster_components(plan).items():
-        for node in descendants(plan, component.urn, children):
+        for node in descendants(component.urn, children):
             if node.type == HELM_RELEASE:
                 by_cluster[name] = reveal(node.inputs.get("values", {}), secrets=reveal_secrets)
     return by_cluster
