@@ -123,6 +123,15 @@ class ClusterExposure(_Model):
     """Pin the LoadBalancer address, so every mesh value is known at preview."""
     node_addresses: tuple[IPAddress, ...] = ()
     """Node addresses that serve the NodePort, with service type NodePort."""
+    hostname: str | None = None
+    """A DNS name peers dial instead of `<cluster>.<domain>` with its addresses carried in their configuration.
+
+    For a load balancer that reports only a hostname (an AWS NLB): the name is known before the load
+    balancer exists, so the server certificate can carry it and every peer's configuration is known at
+    preview. Something must point the name at the load balancer: the record in `route53ZoneId`, or
+    external-dns (the Service gets its hostname annotation), or your own DNS."""
+    route53_zone_id: str | None = Field(default=None, alias="route53ZoneId")
+    """With `hostname`: the Route 53 hosted zone in which the program points the name at the address."""
 
 
 class MeshExposure(_Model):

@@ -232,9 +232,12 @@ def _version_rules(mesh: MeshConfig) -> Iterator[Problem]:
     elif (int(match[1]), int(match[2])) not in {(1, minor) for minor in SUPPORTED_CILIUM_MINORS}:
         supported = ", ".join(f"1.{m}.x" for m in SUPPORTED_CILIUM_MINORS)
         yield Problem("ciliumVersion", f"{mesh.cilium_version} is not supported (supported: {supported})")
-    labels = mesh.domain.split(".")
-    if len(mesh.domain) > 253 or not all(DNS_LABEL.fullmatch(label) for label in labels):
+    if not _dns_name(mesh.domain):
         yield Problem("domain", f"{mesh.domain!r} is not a DNS domain name")
+
+
+def _dns_name(name: str) -> bool:
+    return len(name) <= 253 and all(DNS_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def _native_routing_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
@@ -291,3 +294,26 @@ def _exposure_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
             yield Problem(f"{at}.nodeAddresses", "required when apiserverExposure.type is NodePort")
         if exposure.node_addresses and service_type is not ServiceType.NODE_PORT:
             yield Problem(f"{at}.nodeAddresses", "only applies when apiserverExposure.type is NodePort")
+    yield from _hostname_rules(mesh, clusters)
+
+
+def _hostname_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
+    """A cluster's own DNS name goes into its server certificate: it must be a name, and nobody else's."""
+    mesh_names = {f"{cluster.name}.{mesh.domain}": index for index, cluster in clusters}
+    taken: dict[str, int] = {}
+    for index, cluster in clusters:
+        exposure = cluster.apiserver_exposure
+        at = f"clusters[{index}].apiserverExposure"
+        hostname = exposure.hostname
+        if hostname is None:
+            if exposure.route53_zone_id is not None:
+                yield Problem(f"{at}.route53ZoneId", "needs apiserverExposure.hostname, the name to point")
+            continue
+        if not _dns_name(hostname):
+            yield Problem(f"{at}.hostname", f"{hostname!r} is not a lowercase DNS name")
+        elif hostname in taken:
+            yield Problem(f"{at}.hostname", f"{hostname} is already the hostname of clusters[{taken[hostname]}]")
+        elif mesh_names.get(hostname, index) != index:
+            yield Problem(f"{at}.hostname", f"{hostname} is the mesh name of clusters[{mesh_names[hostname]}]")
+        else:
+            taken[hostname] = index

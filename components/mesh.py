@@ -17,16 +17,20 @@ from types import MappingProxyType
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from clustermesh import cilium
 from clustermesh.model import ClusterSpec, MeshConfig, ServiceType
 from clustermesh.render import mesh_config
-from clustermesh.render.mesh_config import EncodedPeers, PeerAddress
+from clustermesh.render.mesh_config import EncodedPeers, PeerAddress, ServiceTarget
 from clustermesh.render.mesh_tls import CA_COMMON_NAME, CertificateSpec, cluster_certificates
 from components.mesh_cluster import MeshCluster
 from components.tokens import MESH
+
+DNS_TTL_SECONDS = 60
+"""Short, so a load balancer that moves is found again within a minute."""
 
 
 def _private_key(name: str, parent: pulumi.Resource) -> tls.PrivateKey:
@@ -82,7 +86,9 @@ class Mesh(pulumi.ComponentResource):
             if args.mesh.cilium_minor < mesh_config.HOST_ALIASES_MINOR:
                 self._address_patch(cluster, everyone)
 
-        self.addresses = everyone.apply(lambda a: {n: list(p.ips) for n, p in a.items()})
+        self.addresses = everyone.apply(
+            lambda a: {n: [p.hostname] if p.hostname else list(p.ips) for n, p in a.items()}
+        )
         self.register_outputs(
             {"caCertPem": self.ca_cert_pem, "caPrivateKeyPem": self.ca_private_key_pem, "addresses": self.addresses}
         )
@@ -126,13 +132,24 @@ class Mesh(pulumi.ComponentResource):
 
     def _address(self, cluster: MeshCluster, spec: ClusterSpec) -> pulumi.Output[PeerAddress]:
         exposure = self._mesh.apiserver_exposure
-        if exposure.type is ServiceType.NODE_PORT:
-            ips = [str(a) for a in spec.apiserver_exposure.node_addresses]
-            return pulumi.Output.from_input(PeerAddress(mesh_config.sorted_ips(ips), exposure.node_port))
+        port = exposure.node_port if exposure.type is ServiceType.NODE_PORT else mesh_config.APISERVER_PORT
+        hostname = spec.apiserver_exposure.hostname
+        if hostname is not None:
+            # Peers dial the name, known now: their configuration waits on no load balancer.
+            if spec.apiserver_exposure.route53_zone_id is not None:
+                self._dns_record(spec, hostname, self._target(cluster, spec))
+            return pulumi.Output.from_input(PeerAddress((), port, hostname))
+        return self._target(cluster, spec).apply(lambda t: mesh_config.peer_address(self._mesh, spec.name, t, port))
+
+    def _target(self, cluster: MeshCluster, spec: ClusterSpec) -> pulumi.Output[ServiceTarget]:
+        """Where the cluster's clustermesh-apiserver Service answers: node addresses, a pinned IP, or its ingress."""
+        if self._mesh.apiserver_exposure.type is ServiceType.NODE_PORT:
+            return pulumi.Output.from_input(
+                ServiceTarget(tuple(str(a) for a in spec.apiserver_exposure.node_addresses))
+            )
         if spec.apiserver_exposure.load_balancer_ip is not None:
             # Pinned: known at preview, so every peer's configuration is too.
-            ip = str(spec.apiserver_exposure.load_balancer_ip)
-            return pulumi.Output.from_input(PeerAddress((ip,), mesh_config.APISERVER_PORT))
+            return pulumi.Output.from_input(ServiceTarget((str(spec.apiserver_exposure.load_balancer_ip),)))
         # The Service is the chart's; its id waits on the release, so a preview of a new cluster skips the
         # read (leaving the address unknown) instead of failing on a Service that does not exist yet.
         service = k8s.core.v1.Service.get(
@@ -140,7 +157,19 @@ class Mesh(pulumi.ComponentResource):
             cluster.cilium_release.status.apply(lambda s: f"{s.namespace}/clustermesh-apiserver"),
             opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider),
         )
-        return service.status.apply(_ingress_address)
+        return service.status.apply(_ingress)
+
+    def _dns_record(self, spec: ClusterSpec, hostname: str, target: pulumi.Output[ServiceTarget]) -> None:
+        record = target.apply(mesh_config.dns_record)
+        aws.route53.Record(
+            f"{spec.name}-clustermesh-apiserver-dns",
+            zone_id=spec.apiserver_exposure.route53_zone_id,
+            name=hostname,
+            type=record.apply(lambda r: r[0]),
+            records=record.apply(lambda r: r[1]),
+            ttl=DNS_TTL_SECONDS,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _clustermesh_secrets(
         self, cluster: MeshCluster, peers: pulumi.Output[EncodedPeers], names: Sequence[str]
@@ -180,12 +209,8 @@ def _read_only(manifest: mesh_config.Manifest) -> Mapping[str, str]:
     return MappingProxyType(manifest["data"])
 
 
-def _ingress_address(status: Any) -> PeerAddress:
+def _ingress(status: Any) -> ServiceTarget:
     ingress = (status.load_balancer.ingress if status and status.load_balancer else None) or []
-    ips = [entry.ip for entry in ingress if entry.ip]
-    if not ips:
-        raise ValueError(
-            "the clustermesh-apiserver LoadBalancer has no IP address (a hostname-only load balancer needs "
-            "apiserverExposure.loadBalancerIP pinned)"
-        )
-    return PeerAddress(mesh_config.sorted_ips(ips), mesh_config.APISERVER_PORT)
+    ips = tuple(entry.ip for entry in ingress if entry.ip)
+    hostname = next((entry.hostname for entry in ingress if entry.hostname), None)
+    return ServiceTarget(ips, hostname)

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from clustermesh.planner.fabricate import PlanMocks
 from clustermesh.planner.runner import CapturedPlan, run_program
 from clustermesh.planner.stackfile import StackSettings
 
@@ -57,7 +58,13 @@ def write_stack_file(path: Path, clusters: list[dict[str, Any]], **mesh: Any) ->
     return path
 
 
-def plan_raw(raw: dict[str, str], secret_keys: frozenset[str] = frozenset(), *, preview: bool = False) -> CapturedPlan:
-    """Run the real __main__.py under the planner's mocks with this config; return the captured plan."""
+def plan_raw(
+    raw: dict[str, str],
+    secret_keys: frozenset[str] = frozenset(),
+    *,
+    preview: bool = False,
+    mocks: PlanMocks | None = None,
+) -> CapturedPlan:
+    """Run the real __main__.py under the planner's mocks (or `mocks`) with this config; return the captured plan."""
     settings = StackSettings("clustermesh", "test", PROJECT_DIR / "Pulumi.test.yaml", raw, secret_keys)
-    return run_program(PROJECT_DIR, settings, preview=preview)
+    return run_program(PROJECT_DIR, settings, preview=preview, mocks=mocks)

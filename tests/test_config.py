@@ -246,6 +246,24 @@ def test_exposure_rules() -> None:
     assert problems(raw_config(node_port, apiserverExposure={"type": "NodePort"})) == []
 
 
+def test_hostname_rules() -> None:
+    """A hostname lands in the cluster's server certificate, so it must be a name and belong to that cluster."""
+    clusters = [
+        cluster("a", 1, "10.1.0.0/16", apiserverExposure={"hostname": "a.apiserver.example.net"}),
+        cluster("b", 2, "10.2.0.0/16", apiserverExposure={"hostname": "a.apiserver.example.net"}),
+        cluster("c", 3, "10.3.0.0/16", apiserverExposure={"hostname": "a.mesh.cilium.io"}),
+        cluster("d", 4, "10.4.0.0/16", apiserverExposure={"hostname": "Not_A_Name.example"}),
+        cluster("e", 5, "10.5.0.0/16", apiserverExposure={"route53ZoneId": "Z0123456789"}),
+        cluster("f", 6, "10.6.0.0/16", apiserverExposure={"hostname": "f.mesh.cilium.io", "route53ZoneId": "Z1"}),
+    ]
+    assert problems(raw_config(clusters)) == [
+        "clusters[1].apiserverExposure.hostname: a.apiserver.example.net is already the hostname of clusters[0]",
+        "clusters[2].apiserverExposure.hostname: a.mesh.cilium.io is the mesh name of clusters[0]",
+        "clusters[3].apiserverExposure.hostname: 'Not_A_Name.example' is not a lowercase DNS name",
+        "clusters[4].apiserverExposure.route53ZoneId: needs apiserverExposure.hostname, the name to point",
+    ]
+
+
 def test_values_of_the_wrong_type_are_reported_with_the_value() -> None:
     entry = cluster("a", 1, "10.1.0.1/16", serviceCidr="not-a-cidr")
     found = problems(raw_config([entry], ciliumVersion="1.20"))

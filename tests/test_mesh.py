@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
 import yaml
+from pulumi.runtime.mocks import MockResourceArgs
 
+from clustermesh.planner.fabricate import PlanMocks
 from clustermesh.planner.graph import UNKNOWN_PLACEHOLDER, reveal
 from clustermesh.planner.runner import CapturedPlan
 from clustermesh.planner.stackfile import load_stack
+from clustermesh.render.mesh_config import ServiceTarget, dns_record
 from tests.conftest import PROJECT_DIR, plan_raw, raw_config, three_clusters
 
 
@@ -79,3 +83,87 @@ def test_pinned_addresses_make_every_mesh_value_known_at_preview() -> None:
     secrets = [n for n in plan.nodes if n.type == "kubernetes:core/v1:Secret" and n.inputs.get("type") == "Opaque"]
     assert len(secrets) == 6
     assert all(isinstance(reveal(n.inputs, secrets=True)["data"], dict) for n in secrets)
+
+
+class NlbMocks(PlanMocks):
+    """Load balancers as an AWS NLB reports them: a hostname and no IP."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        resource_id, state = super().new_resource(args)
+        if args.typ == "kubernetes:core/v1:Service" and "status" in state:
+            hostname = f"k8s-{args.name}-0a1b2c.elb.eu-west-1.amazonaws.com"
+            state = state | {"status": {"loadBalancer": {"ingress": [{"hostname": hostname}]}}}
+        return resource_id, state
+
+
+def _with_hostnames(zone: str | None) -> list[dict[str, Any]]:
+    clusters = three_clusters()
+    for entry in clusters:
+        entry["apiserverExposure"] = {"hostname": f"{entry['name']}.apiserver.example.net"}
+        if zone is not None:
+            entry["apiserverExposure"]["route53ZoneId"] = zone
+    return clusters
+
+
+def _config_of(plan: CapturedPlan, cluster: str, peer: str) -> dict[str, Any]:
+    data = _opaque_secrets(plan)[f"{cluster}-cilium-kvstoremesh"]["data"]
+    config: dict[str, Any] = yaml.safe_load(base64.b64decode(data[peer]))
+    return config
+
+
+def test_a_hostname_only_load_balancer_without_a_hostname_is_refused_with_the_fix() -> None:
+    with pytest.raises(Exception, match=r"cluster alpha reports only the hostname k8s-alpha-clustermesh-apiserver-0a1b2c"
+                       r"\.elb\.eu-west-1\.amazonaws\.com: set clusters\[0\]\.apiserverExposure\.hostname"):  # fmt: skip
+        plan_raw(raw_config(three_clusters()), mocks=NlbMocks())
+
+
+def test_hostname_peers_are_dialled_by_name_and_known_before_any_load_balancer() -> None:
+    """An NLB's hostname is unknown until it exists; the configured name is not, so peers wait on nothing."""
+    plan = plan_raw(raw_config(_with_hostnames("Z0EXAMPLE")), preview=True, mocks=NlbMocks(preview=True))
+    config = _config_of(plan, "alpha", "beta")
+    assert config["endpoints"] == ["https://beta.apiserver.example.net:2379"]
+    assert "cilium-host-aliases" not in config, "DNS resolves a hostname; no address travels in the file"
+    reads = {n.urn for n in plan.nodes if n.read}
+    secrets = [n for n in plan.nodes if n.type == "kubernetes:core/v1:Secret" and n.inputs.get("type") == "Opaque"]
+    assert len(secrets) == 6 and not [n.name for n in secrets if reads & set(n.dependencies)]
+    assert all(isinstance(reveal(n.inputs, secrets=True)["data"], dict) for n in secrets)
+    server = next(n for n in plan.nodes if n.name == "beta-server" and n.type.endswith("CertRequest"))
+    assert "beta.apiserver.example.net" in server.inputs["dnsNames"]
+    assert "beta.mesh.cilium.io" in server.inputs["dnsNames"]
+
+
+def test_route53_points_each_hostname_at_its_load_balancer() -> None:
+    plan = plan_raw(raw_config(_with_hostnames("Z0EXAMPLE")), mocks=NlbMocks())
+    records = {n.name: n.inputs for n in plan.nodes if n.type == "aws:route53/record:Record"}
+    assert sorted(records) == [f"{c}-clustermesh-apiserver-dns" for c in ("alpha", "beta", "gamma")]
+    beta = records["beta-clustermesh-apiserver-dns"]
+    assert (beta["zoneId"], beta["name"], beta["type"]) == ("Z0EXAMPLE", "beta.apiserver.example.net", "CNAME")
+    assert beta["records"] == ["k8s-beta-clustermesh-apiserver-0a1b2c.elb.eu-west-1.amazonaws.com"]
+    read = next(n for n in plan.nodes if n.read and n.name == "beta-clustermesh-apiserver")
+    beta_record = next(n for n in plan.nodes if n.name == "beta-clustermesh-apiserver-dns")
+    assert read.urn in beta_record.dependencies
+
+
+def test_without_a_zone_the_service_carries_the_external_dns_name_and_nothing_is_read() -> None:
+    plan = plan_raw(raw_config(_with_hostnames(None)), mocks=NlbMocks())
+    assert not [n for n in plan.nodes if n.read or n.type == "aws:route53/record:Record"]
+    release = next(n for n in plan.nodes if n.name == "beta-cilium")
+    annotations = reveal(release.inputs, secrets=True)["values"]["clustermesh"]["apiserver"]["service"]["annotations"]
+    assert annotations["external-dns.alpha.kubernetes.io/hostname"] == "beta.apiserver.example.net"
+
+
+def test_cilium_1_19_maps_only_peers_without_a_hostname() -> None:
+    clusters = three_clusters()
+    clusters[1]["apiserverExposure"] = {"hostname": "beta.apiserver.example.net"}
+    plan = plan_raw(raw_config(clusters, ciliumVersion="1.19.6", kvstoremesh="false"))
+    patch = next(n for n in plan.nodes if n.name == "alpha-address-patch")
+    aliases = reveal(patch.inputs, secrets=True)["spec"]["template"]["spec"]["hostAliases"]
+    assert [h for a in aliases for h in a["hostnames"]] == ["gamma.mesh.cilium.io"]
+
+
+def test_dns_record_follows_what_the_load_balancer_reports() -> None:
+    assert dns_record(ServiceTarget(hostname="nlb.example")) == ("CNAME", ["nlb.example"])
+    assert dns_record(ServiceTarget(("192.0.2.9", "192.0.2.1"), "lb.example")) == ("A", ["192.0.2.1", "192.0.2.9"])
+    assert dns_record(ServiceTarget(("2001:db8::1",))) == ("AAAA", ["2001:db8::1"])
+    with pytest.raises(ValueError, match="give one IP family"):
+        dns_record(ServiceTarget(("192.0.2.1", "2001:db8::1")))

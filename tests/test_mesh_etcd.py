@@ -3,12 +3,14 @@
 A cluster C reaches peer R exactly as Cilium's kvstoremesh would: it reads the file named R from its
 generated Secret, resolves R's hostname through the generated `cilium-host-aliases`, and connects with
 the files kubelet would mount, verifying R's server certificate for that hostname. The connection is
-redirected to a real etcd on loopback that serves the server certificate issued for R.
+redirected to a real etcd on loopback that serves the server certificate issued for R. A peer with a
+DNS name of its own (`apiserverExposure.hostname`, as for an AWS NLB) is dialled by that name instead.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import shutil
 import socket
@@ -32,7 +34,7 @@ from cryptography.x509.oid import NameOID
 from clustermesh.planner.graph import reveal
 from clustermesh.planner.runner import CapturedPlan
 from clustermesh.render.mesh_config import MOUNT
-from tests.conftest import plan_raw, raw_config, three_clusters
+from tests.conftest import cluster, plan_raw, raw_config, three_clusters
 
 ETCD = Path(sys.executable).parent / "etcd"
 
@@ -45,9 +47,14 @@ def _secret_data(plan: CapturedPlan, resource_name: str) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in values["data"].items()}
 
 
+DELTA_HOSTNAME = "delta.apiserver.example.net"
+
+
 @pytest.fixture(scope="module")
 def plan() -> CapturedPlan:
-    return plan_raw(raw_config(three_clusters()))
+    """alpha, beta and gamma mapped by the mesh's names; delta reached by a DNS name of its own."""
+    delta = cluster("delta", 4, "10.14.0.0/16", apiserverExposure={"hostname": DELTA_HOSTNAME})
+    return plan_raw(raw_config([*three_clusters(), delta]))
 
 
 def _free_ports(count: int) -> list[int]:
@@ -60,23 +67,22 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-@pytest.fixture(scope="module")
-def etcd_for_beta(plan: CapturedPlan, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
-    """A real etcd with client-certificate auth, serving the server certificate issued for cluster beta."""
-    directory = tmp_path_factory.mktemp("etcd-beta")
-    server = _secret_data(plan, "beta-server-cert")
+@contextlib.contextmanager
+def _etcd(plan: CapturedPlan, cluster: str, directory: Path) -> Iterator[tuple[int, Path]]:
+    """A real etcd with client-certificate auth, serving the server certificate issued for `cluster`."""
+    server = _secret_data(plan, f"{cluster}-server-cert")
     for key in ("ca.crt", "tls.crt", "tls.key"):
         (directory / key).write_text(server[key])
     client_port, peer_port = _free_ports(2)
     log = directory / "etcd.log"
     process = subprocess.Popen(
         [
-            str(ETCD), "--name", "beta", "--data-dir", str(directory / "data"),
+            str(ETCD), "--name", cluster, "--data-dir", str(directory / "data"),
             "--listen-client-urls", f"https://127.0.0.1:{client_port}",
             "--advertise-client-urls", f"https://127.0.0.1:{client_port}",
             "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-cluster", f"beta=http://127.0.0.1:{peer_port}",
+            "--initial-cluster", f"{cluster}=http://127.0.0.1:{peer_port}",
             "--cert-file", str(directory / "tls.crt"), "--key-file", str(directory / "tls.key"),
             "--trusted-ca-file", str(directory / "ca.crt"), "--client-cert-auth",
             "--logger", "zap", "--log-outputs", str(log),
@@ -97,6 +103,12 @@ def etcd_for_beta(plan: CapturedPlan, tmp_path_factory: pytest.TempPathFactory) 
     yield client_port, log
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def etcd_for_beta(plan: CapturedPlan, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    with _etcd(plan, "beta", tmp_path_factory.mktemp("etcd-beta")) as etcd:
+        yield etcd
 
 
 def _mount_cluster_files(plan: CapturedPlan, cluster: str, directory: Path) -> Path:
@@ -168,6 +180,24 @@ def test_cluster_reaches_peer_etcd_with_the_generated_configuration(
         got = client.post(f"{url}/range", json={"key": _b64("cilium/state/nodes/v1/beta/n1")}, extensions=sni)
         assert got.status_code == 200
         assert base64.b64decode(got.json()["kvs"][0]["value"]) == b"{}"
+
+
+def test_a_peer_with_its_own_hostname_is_reached_by_that_name(
+    plan: CapturedPlan, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """No address travels in the file: DNS resolves delta's name (here, to loopback), and its certificate names it."""
+    delta = _alpha_config_for(plan, "delta", tmp_path)
+    assert (delta["host"], delta["port"], delta["ips"]) == (DELTA_HOSTNAME, 2379, [])
+    with (
+        _etcd(plan, "delta", tmp_path_factory.mktemp("etcd-delta")) as (port, _),
+        _client(delta["ca"], delta["cert"], delta["key"]) as client,
+    ):
+        sni = {"sni_hostname": delta["host"]}
+        url = f"https://127.0.0.1:{port}/v3/kv"
+        put = client.post(f"{url}/put", json={"key": _b64("cilium/.heartbeat"), "value": _b64("now")}, extensions=sni)
+        assert put.status_code == 200, put.text
+        got = client.post(f"{url}/range", json={"key": _b64("cilium/.heartbeat")}, extensions=sni)
+        assert base64.b64decode(got.json()["kvs"][0]["value"]) == b"now"
 
 
 def test_a_client_certificate_from_another_ca_is_refused(

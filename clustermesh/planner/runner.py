@@ -86,13 +86,17 @@ def run_program(
     *,
     preview: bool = False,
     on_register: Callable[[Node], None] | None = None,
+    mocks: PlanMocks | None = None,
 ) -> CapturedPlan:
-    """Run the program of `project_dir` with `stack`'s config, as `pulumi up` (or preview) would."""
+    """Run the program of `project_dir` with `stack`'s config, as `pulumi up` (or preview) would.
+
+    `mocks` stands in for the clouds; by default `PlanMocks`, whose load balancers report an IP.
+    """
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     settings.set_root_resource(None)  # type: ignore[arg-type]  # each plan gets a fresh stack resource
     pulumi.runtime.set_all_config(stack.config, sorted(stack.secret_keys))
-    mocks = PlanMocks(preview=preview)
+    mocks = mocks or PlanMocks(preview=preview)
     monitor = GraphMonitor(mocks, on_register=on_register)
     pulumi.runtime.set_mocks(mocks, project=stack.project, stack=stack.stack, preview=preview, monitor=monitor)
 

@@ -13,6 +13,7 @@ from clustermesh.model import ClusterSpec, CniMode, MeshConfig, RoutingMode, Ser
 from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP
 
 Values = dict[str, Any]
+EXTERNAL_DNS_HOSTNAME = "external-dns.alpha.kubernetes.io/hostname"
 
 
 def cilium_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
@@ -91,8 +92,13 @@ def _clustermesh_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
 def _service_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
     exposure = mesh.apiserver_exposure
     service: Values = {"type": exposure.type.value}
-    if exposure.annotations:
-        service["annotations"] = dict(exposure.annotations)
+    annotations = dict(exposure.annotations)
+    own = cluster.apiserver_exposure
+    if own.hostname is not None and own.route53_zone_id is None:
+        # Points the name at the load balancer where external-dns runs; inert where it does not.
+        annotations.setdefault(EXTERNAL_DNS_HOSTNAME, own.hostname)
+    if annotations:
+        service["annotations"] = annotations
     if exposure.type is ServiceType.NODE_PORT:
         service["nodePort"] = exposure.node_port
         return service

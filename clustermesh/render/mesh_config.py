@@ -8,7 +8,8 @@ cluster presents its own `clustermesh-apiserver-remote-cert`, projected as `comm
 
 Each config names `https://<cluster>.<domain>:<port>`. On Cilium 1.20 the address of that name travels
 in the file (`cilium-host-aliases`), so a peer joining changes a Secret and restarts nothing; on 1.19
-it needs `hostAliases` in a pod template (see `address_patch`).
+it needs `hostAliases` in a pod template (see `address_patch`). A cluster given its own DNS name
+(`apiserverExposure.hostname`) is dialled by that name instead, which DNS resolves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any
 
 import yaml
@@ -36,14 +38,52 @@ Manifest = dict[str, Any]
 
 @dataclass(frozen=True)
 class PeerAddress:
-    """Where a cluster's clustermesh-apiserver answers."""
+    """How peers reach a cluster's clustermesh-apiserver.
+
+    Either `<cluster>.<domain>` mapped to `ips` in the peers' own configuration, or, with `hostname`, a
+    DNS name dialled as is (the chart's `address` entries), for load balancers that report no IP.
+    """
 
     ips: tuple[str, ...]
     port: int
+    hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """What a clustermesh-apiserver Service answers on, as its cloud reports it: IPs, or only a hostname."""
+
+    ips: tuple[str, ...] = ()
+    hostname: str | None = None
 
 
 def peer_hostname(mesh: MeshConfig, name: str) -> str:
+    """The name under which the mesh knows cluster `name`: its server certificate always carries it."""
     return f"{name}.{mesh.domain}"
+
+
+def peer_address(mesh: MeshConfig, name: str, target: ServiceTarget, port: int) -> PeerAddress:
+    """The address of cluster `name` mapped from its Service's IPs; a hostname alone cannot be mapped."""
+    if not target.ips:
+        index = next(i for i, c in enumerate(mesh.clusters) if c.name == name)
+        found = f"reports only the hostname {target.hostname}" if target.hostname else "has no address yet"
+        raise ValueError(
+            f"the clustermesh-apiserver LoadBalancer of cluster {name} {found}: set "
+            f"clusters[{index}].apiserverExposure.hostname to a DNS name for it, or pin loadBalancerIP"
+        )
+    return PeerAddress(sorted_ips(target.ips), port)
+
+
+def dns_record(target: ServiceTarget) -> tuple[str, list[str]]:
+    """The DNS record type and values that point a cluster's hostname at its Service."""
+    if target.hostname and not target.ips:
+        return "CNAME", [target.hostname]
+    versions = {ip_address(ip).version for ip in target.ips}
+    if versions == {4}:
+        return "A", list(sorted_ips(target.ips))
+    if versions == {6}:
+        return "AAAA", list(sorted_ips(target.ips))
+    raise ValueError(f"cannot point one DNS record at {', '.join(target.ips) or 'no address'}: give one IP family")
 
 
 def _dump(document: Mapping[str, Any]) -> str:
@@ -52,13 +92,14 @@ def _dump(document: Mapping[str, Any]) -> str:
 
 def remote_config(mesh: MeshConfig, name: str, address: PeerAddress) -> str:
     """The etcd client config for reaching cluster `name` with the shared-CA `common-` files."""
+    host = address.hostname or peer_hostname(mesh, name)
     document: dict[str, Any] = {
-        "endpoints": [f"https://{peer_hostname(mesh, name)}:{address.port}"],
+        "endpoints": [f"https://{host}:{address.port}"],
         "trusted-ca-file": f"{MOUNT}/common-etcd-client-ca.crt",
         "key-file": f"{MOUNT}/common-etcd-client.key",
         "cert-file": f"{MOUNT}/common-etcd-client.crt",
     }
-    if mesh.cilium_minor >= HOST_ALIASES_MINOR:
+    if mesh.cilium_minor >= HOST_ALIASES_MINOR and address.hostname is None:
         document["cilium-host-aliases"] = [{"hostname": peer_hostname(mesh, name), "ips": list(address.ips)}]
     return _dump(document)
 
@@ -130,10 +171,10 @@ def local_agent_secret(mesh: MeshConfig, local: str, names: Iterable[str]) -> Ma
 
 
 def host_aliases(mesh: MeshConfig, local: str, addresses: Mapping[str, PeerAddress]) -> list[dict[str, Any]]:
-    """Pod `hostAliases` resolving every other cluster's name, for Cilium before 1.20."""
+    """Pod `hostAliases` resolving every other cluster's name, for Cilium before 1.20 (DNS resolves hostnames)."""
     by_ip: dict[str, list[str]] = {}
     for name in sorted(addresses):
-        if name != local:
+        if name != local and addresses[name].hostname is None:
             for ip in addresses[name].ips:
                 by_ip.setdefault(ip, []).append(peer_hostname(mesh, name))
     return [{"ip": ip, "hostnames": names} for ip, names in by_ip.items()]

@@ -36,13 +36,15 @@ def cluster_certificates(mesh: MeshConfig, cluster: ClusterSpec) -> list[Certifi
 
     The server certificate names this cluster (`<name>.<domain>`) rather than the chart's wildcard
     `*.<domain>`: with a wildcard any cluster's apiserver could answer for any other, while an exact
-    name lets a client check that the peer it dialled is the peer it meant.
+    name lets a client check that the peer it dialled is the peer it meant. A cluster's own
+    `apiserverExposure.hostname` is added, since peers dial it by that name.
     """
+    own_name = (cluster.apiserver_exposure.hostname,) if cluster.apiserver_exposure.hostname else ()
     specs = [
         CertificateSpec(
             role="server",
             common_name=f"clustermesh-apiserver.{cilium.NAMESPACE}.svc",
-            dns_names=(peer_hostname(mesh, cluster.name), f"clustermesh-apiserver.{cilium.NAMESPACE}.svc"),
+            dns_names=(peer_hostname(mesh, cluster.name), *own_name, f"clustermesh-apiserver.{cilium.NAMESPACE}.svc"),
             ip_addresses=("127.0.0.1", "::1"),
             uses=SERVER_USES,
         ),
