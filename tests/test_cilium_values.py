@@ -62,6 +62,10 @@ MESHES = {
         ),
         apiserverExposure={"type": "NodePort", "nodePort": 32001},
     ),
+    "nlb with hostname": lambda: mesh_of(
+        cluster("eks1", 1, "10.1.0.0/16", apiserverExposure={"hostname": "eks1.mesh.example.net"}),
+        apiserverExposure={"annotations": {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}},
+    ),
 }
 
 
@@ -161,6 +165,21 @@ def test_nodeport_exposure() -> None:
     mesh = MESHES["nodeport geneve"]()
     service = cilium_values(mesh, mesh.clusters[0])["clustermesh"]["apiserver"]["service"]
     assert service == {"type": "NodePort", "nodePort": 32001}
+
+
+def test_a_hostname_without_a_zone_is_published_by_external_dns_beside_the_mesh_annotations() -> None:
+    mesh = MESHES["nlb with hostname"]()
+    service = cilium_values(mesh, mesh.clusters[0])["clustermesh"]["apiserver"]["service"]
+    assert service["annotations"] == {
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+        "external-dns.alpha.kubernetes.io/hostname": "eks1.mesh.example.net",
+    }
+    zoned = mesh_of(
+        cluster("eks1", 1, "10.1.0.0/16", apiserverExposure={"hostname": "eks1.example.net", "route53ZoneId": "Z1"})
+    )
+    assert "annotations" not in cilium_values(zoned, zoned.clusters[0])["clustermesh"]["apiserver"]["service"], (
+        "with Route 53 the program owns the record; external-dns must not fight over it"
+    )
 
 
 def test_chart_peer_list_stays_off_and_values_name_no_peer() -> None:
