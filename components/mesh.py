@@ -52,7 +52,7 @@ class Mesh(pulumi.ComponentResource):
     ca_private_key_pem: pulumi.Output[str]
     """The mesh CA key: secret, and never written to any cluster."""
     addresses: pulumi.Output[dict[str, list[str]]]
-    """Each cluster's clustermesh-apiserver addresses, as its peers reach it."""
+    """Each cluster's clustermesh-apiserver addresses as its peers reach it: IPs, or its own hostname."""
 
     def __init__(self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(MESH, name, None, opts)

@@ -188,6 +188,7 @@ def test_a_peer_with_its_own_hostname_is_reached_by_that_name(
     """No address travels in the file: DNS resolves delta's name (here, to loopback), and its certificate names it."""
     delta = _alpha_config_for(plan, "delta", tmp_path)
     assert (delta["host"], delta["port"], delta["ips"]) == (DELTA_HOSTNAME, 2379, [])
+    assert reveal(plan.outputs["apiserverAddresses"], secrets=True)["delta"] == [DELTA_HOSTNAME]
     with (
         _etcd(plan, "delta", tmp_path_factory.mktemp("etcd-delta")) as (port, _),
         _client(delta["ca"], delta["cert"], delta["key"]) as client,
