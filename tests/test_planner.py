@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from clustermesh.planner import report
 from clustermesh.planner.cli import app
 from clustermesh.planner.report import plan_document
 from tests.conftest import PROJECT_DIR, cluster, plan_raw, raw_config, three_clusters, write_stack_file
@@ -241,3 +244,26 @@ def test_large_meshes_show_progress(tmp_path: Path) -> None:
     assert "planning clusters" in result.stderr and "25/25" in result.stderr
     small = run_cli("plan", "--stack", "dev")
     assert "planning clusters" not in small.stderr
+
+
+_TRICKY = st.sampled_from(
+    ["yes", "no", "on", "1_000", "0x1F", "1e3", "~", "null", "=", "-", "a: b", "#x", "", "é", "a\nb"]
+)
+_TEXT = st.one_of(_TRICKY, _TRICKY, st.text(max_size=12), st.text(alphabet="abcXYZ019+/=._-", min_size=1, max_size=140))
+_FLAT = st.dictionaries(_TEXT, _TEXT, max_size=4)
+_DOCUMENT = st.dictionaries(_TEXT, st.one_of(_FLAT, _TEXT, st.lists(_TEXT, max_size=2), st.integers()), max_size=4)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_DOCUMENT, min_size=1, max_size=3))
+@example([{"data": {"yes": "1_000", "on": "0x1F"}}])
+@example([{"data": {"a" * 130: "b"}}])
+def test_fast_manifest_yaml_writes_exactly_what_pyyaml_writes(documents: list[dict[str, Any]]) -> None:
+    """The Secret files skip PyYAML for flat maps of plain strings; the text must not differ by a byte."""
+    assert report._manifests_yaml(documents) == report._yaml(documents)
+
+
+def test_fast_manifest_yaml_takes_the_fast_path_for_secret_data() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "data": {"beta": "ZW5kcG9pbnRzOg==", "gamma": "Y2VydA=="}}
+    assert report._flat_entry("data", secret["data"]) == "data:\n  beta: ZW5kcG9pbnRzOg==\n  gamma: Y2VydA==\n"
+    assert report._manifests_yaml([secret]) == report._yaml([secret])

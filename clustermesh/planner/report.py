@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,49 @@ def _yaml(documents: list[Any], *, sort_keys: bool = False) -> str:
     return yaml.dump_all(documents, Dumper=yaml.CSafeDumper, sort_keys=sort_keys)
 
 
+_PLAIN_CANDIDATE = re.compile(r"[A-Za-z0-9][A-Za-z0-9+/=._-]*\Z")
+SIMPLE_KEY_LENGTH = 128
+"""PyYAML writes a longer mapping key as an explicit `? key` entry."""
+
+
+@functools.lru_cache(maxsize=8192)
+def _plain(text: str) -> bool:
+    """Whether PyYAML writes `text` as it is, on one line: a plain scalar that still reads back as a string."""
+    return bool(_PLAIN_CANDIDATE.match(text)) and yaml.load(text, Loader=yaml.CSafeLoader) == text
+
+
+def _plain_key(key: Any) -> bool:
+    return type(key) is str and len(key) < SIMPLE_KEY_LENGTH and _plain(key)
+
+
+def _flat_entry(key: Any, value: Any) -> str | None:
+    """`key:` and its entries, for a mapping of plain strings (a Secret's `data`); None for anything else."""
+    if not (_plain_key(key) and isinstance(value, dict) and value):
+        return None
+    lines = [f"{key}:\n"]
+    for k, v in value.items():
+        if not (_plain_key(k) and type(v) is str and _plain(v)):
+            return None
+        lines.append(f"  {k}: {v}\n")
+    return "".join(lines)
+
+
+def _manifests_yaml(documents: list[dict[str, Any]]) -> str:
+    """The same text as `_yaml(documents)`, without a YAML node per entry of a Secret's `data`.
+
+    A 511-cluster mesh writes half a million such entries, and PyYAML represents each one in Python even
+    with libyaml's emitter. A top-level entry of a block mapping is written the same alone as within its
+    document, so each is written on its own: a flat mapping of plain strings directly, anything else by
+    PyYAML. (`manifest` builds each document afresh, so no object is shared between entries.)
+    """
+    texts = []
+    for document in documents:
+        if not document:
+            return _yaml(documents)
+        texts.append("".join(_flat_entry(k, v) or _yaml([{k: v}]) for k, v in document.items()))
+    return "---\n".join(texts)
+
+
 def _write(path: Path, text: str, written: list[Path]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -158,7 +203,9 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
         else:
             continue
         files.setdefault(cluster, {}).setdefault(file_name, []).append(manifest(node))
-    return {cluster: {name: _yaml(docs) for name, docs in by_file.items()} for cluster, by_file in files.items()}
+    return {
+        cluster: {name: _manifests_yaml(docs) for name, docs in by_file.items()} for cluster, by_file in files.items()
+    }
 
 
 LABEL_DEPENDENCIES = 4
@@ -166,10 +213,11 @@ LABEL_DEPENDENCIES = 4
 
 
 def _label(node: Node, names: dict[str, str]) -> str:
-    deps = [names.get(d, d.rsplit("::", 1)[-1]) for d in node.dependencies if d != node.parent]
-    if len(deps) > LABEL_DEPENDENCIES:
+    waits_on = [d for d in node.dependencies if d != node.parent]
+    deps = [names.get(d, d.rsplit("::", 1)[-1]) for d in waits_on[:LABEL_DEPENDENCIES]]
+    if len(waits_on) > LABEL_DEPENDENCIES:
         # A clustermesh Secret waits on every peer's address: a count reads better than 510 names.
-        deps = [*deps[:LABEL_DEPENDENCIES], f"and {len(deps) - LABEL_DEPENDENCIES} more"]
+        deps.append(f"and {len(waits_on) - LABEL_DEPENDENCIES} more")
     suffix = f"  [dim]<- {', '.join(deps)}[/dim]" if deps else ""
     if node.provider:
         suffix += f"  [dim]via {names.get(node.provider, node.provider)}[/dim]"
