@@ -7,6 +7,7 @@ Not a test: the figures depend on the machine.
 
     .venv/bin/python bench/plan_scale.py                      # N = 2, 16, 64, 255, 511
     .venv/bin/python bench/plan_scale.py --sizes 2 --sizes 64 --markdown --repeat 3
+    .venv/bin/python bench/plan_scale.py --addresses pinned      # loadBalancerIP pinned: no reads
 
 With --repeat, each size is planned that many times: the time shown is the median (these machines vary by
 10-20% from run to run), the memory the largest.
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,10 +39,20 @@ DEFAULT_SIZES = [2, 16, 64, 255, 511]
 MAX_CLUSTERS = 511
 
 
-def mesh_stack(size: int) -> dict[str, Any]:
-    """A stack file for `size` running clusters: disjoint pod and node ranges, addresses read from LoadBalancers."""
+class Addresses(StrEnum):
+    """How the clusters' clustermesh-apiserver addresses are known."""
+
+    LOAD_BALANCER = "load-balancer"
+    """Read from each LoadBalancer Service: every remote Secret waits on every cluster's read (N² edges)."""
+    PINNED = "pinned"
+    """`loadBalancerIP` pinned per cluster: no reads, and every Secret is known from the start."""
+
+
+def mesh_stack(size: int, addresses: Addresses = Addresses.LOAD_BALANCER) -> dict[str, Any]:
+    """A stack file for `size` running clusters: disjoint pod and node ranges, addresses as `addresses` says."""
     pods = ipaddress.ip_network("10.0.0.0/8").subnets(new_prefix=18)
     nodes = ipaddress.ip_network("172.16.0.0/12").subnets(new_prefix=24)
+    pinned = ipaddress.ip_network("172.31.0.0/16").hosts()
     clusters = [
         {
             "name": f"cluster-{index:03d}",
@@ -50,6 +62,7 @@ def mesh_stack(size: int) -> dict[str, Any]:
             "serviceCidr": "192.168.0.0/16",
             "nodeCidr": str(next(nodes)),
             "kubeconfig": {"path": "~/.kube/config", "context": f"cluster-{index:03d}"},
+            **({"apiserverExposure": {"loadBalancerIP": str(next(pinned))}} if addresses is Addresses.PINNED else {}),
         }
         for index in range(1, size + 1)
     ]
@@ -82,9 +95,9 @@ def largest_secret_bytes(out: Path) -> int:
     return max(sizes, default=0)
 
 
-def measure(size: int, workdir: Path) -> Measurement:
+def measure(size: int, workdir: Path, addresses: Addresses) -> Measurement:
     config = workdir / f"Pulumi.bench-{size}.yaml"
-    config.write_text(yaml.safe_dump(mesh_stack(size)))
+    config.write_text(yaml.safe_dump(mesh_stack(size, addresses)))
     out = workdir / f"plan-{size}"
     command = [str(CLUSTERMESH), "plan", "--config", str(config), "--out", str(out)]
     started = time.perf_counter()
@@ -105,8 +118,8 @@ def measure(size: int, workdir: Path) -> Measurement:
     )
 
 
-def repeated(size: int, workdir: Path, repeat: int) -> Measurement:
-    runs = [measure(size, workdir) for _ in range(repeat)]
+def repeated(size: int, workdir: Path, repeat: int, addresses: Addresses) -> Measurement:
+    runs = [measure(size, workdir, addresses) for _ in range(repeat)]
     return Measurement(
         clusters=size,
         seconds=statistics.median(r.seconds for r in runs),
@@ -120,13 +133,14 @@ def main(
     sizes: Annotated[list[int] | None, typer.Option(help="Mesh sizes to plan.")] = None,
     markdown: Annotated[bool, typer.Option(help="Print a Markdown table (for the README).")] = False,
     repeat: Annotated[int, typer.Option(min=1, help="Plans per size: median time, largest memory.")] = 1,
+    addresses: Annotated[Addresses, typer.Option(help="How apiserver addresses are known.")] = Addresses.LOAD_BALANCER,
 ) -> None:
     measurements = []
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes or DEFAULT_SIZES:
             console.print(f"planning {size} clusters ...")
-            measurements.append(repeated(size, Path(tmp), repeat))
+            measurements.append(repeated(size, Path(tmp), repeat, addresses))
     header = ["clusters", "plan time (s)", "peak memory (MiB)", "resources", "largest Secret (KiB)"]
     rows = [
         [str(m.clusters), f"{m.seconds:.1f}", f"{m.peak_mib:.0f}", str(m.resources), f"{m.largest_secret_kib:.1f}"]
