@@ -23,6 +23,7 @@ from clustermesh.model import (
     RoutingMode,
     ServiceType,
 )
+from clustermesh.render.mesh_config import peer_hostname
 
 CILIUM_VERSION_PATTERN = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?")
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -299,7 +300,7 @@ def _exposure_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
 
 def _hostname_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
     """A cluster's own DNS name goes into its server certificate: it must be a name, and nobody else's."""
-    mesh_names = {f"{cluster.name}.{mesh.domain}": index for index, cluster in clusters}
+    mesh_names = {peer_hostname(mesh, cluster.name): index for index, cluster in clusters}
     taken: dict[str, int] = {}
     for index, cluster in clusters:
         exposure = cluster.apiserver_exposure

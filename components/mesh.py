@@ -86,9 +86,7 @@ class Mesh(pulumi.ComponentResource):
             if args.mesh.cilium_minor < mesh_config.HOST_ALIASES_MINOR:
                 self._address_patch(cluster, everyone)
 
-        self.addresses = everyone.apply(
-            lambda a: {n: [p.hostname] if p.hostname else list(p.ips) for n, p in a.items()}
-        )
+        self.addresses = everyone.apply(lambda a: {n: p.reached_at for n, p in a.items()})
         self.register_outputs(
             {"caCertPem": self.ca_cert_pem, "caPrivateKeyPem": self.ca_private_key_pem, "addresses": self.addresses}
         )

@@ -63,7 +63,7 @@ def plan_raw(
     secret_keys: frozenset[str] = frozenset(),
     *,
     preview: bool = False,
-    mocks: PlanMocks | None = None,
+    mocks: type[PlanMocks] = PlanMocks,
 ) -> CapturedPlan:
     """Run the real __main__.py under the planner's mocks (or `mocks`) with this config; return the captured plan."""
     settings = StackSettings("clustermesh", "test", PROJECT_DIR / "Pulumi.test.yaml", raw, secret_keys)

@@ -9,11 +9,13 @@ import pytest
 import yaml
 from pulumi.runtime.mocks import MockResourceArgs
 
+from clustermesh.config import load_stack_config
 from clustermesh.planner.fabricate import PlanMocks
 from clustermesh.planner.graph import UNKNOWN_PLACEHOLDER, reveal
 from clustermesh.planner.runner import CapturedPlan
 from clustermesh.planner.stackfile import load_stack
-from clustermesh.render.mesh_config import ServiceTarget, dns_record
+from clustermesh.render.mesh_config import PeerAddress, ServiceTarget, dns_record, peer_address
+from clustermesh.render.mesh_tls import cluster_certificates
 from tests.conftest import PROJECT_DIR, plan_raw, raw_config, three_clusters
 
 
@@ -114,12 +116,12 @@ def _config_of(plan: CapturedPlan, cluster: str, peer: str) -> dict[str, Any]:
 def test_a_hostname_only_load_balancer_without_a_hostname_is_refused_with_the_fix() -> None:
     with pytest.raises(Exception, match=r"cluster alpha reports only the hostname k8s-alpha-clustermesh-apiserver-0a1b2c"
                        r"\.elb\.eu-west-1\.amazonaws\.com: set clusters\[0\]\.apiserverExposure\.hostname"):  # fmt: skip
-        plan_raw(raw_config(three_clusters()), mocks=NlbMocks())
+        plan_raw(raw_config(three_clusters()), mocks=NlbMocks)
 
 
 def test_hostname_peers_are_dialled_by_name_and_known_before_any_load_balancer() -> None:
     """An NLB's hostname is unknown until it exists; the configured name is not, so peers wait on nothing."""
-    plan = plan_raw(raw_config(_with_hostnames("Z0EXAMPLE")), preview=True, mocks=NlbMocks(preview=True))
+    plan = plan_raw(raw_config(_with_hostnames("Z0EXAMPLE")), preview=True, mocks=NlbMocks)
     config = _config_of(plan, "alpha", "beta")
     assert config["endpoints"] == ["https://beta.apiserver.example.net:2379"]
     assert "cilium-host-aliases" not in config, "DNS resolves a hostname; no address travels in the file"
@@ -133,7 +135,7 @@ def test_hostname_peers_are_dialled_by_name_and_known_before_any_load_balancer()
 
 
 def test_route53_points_each_hostname_at_its_load_balancer() -> None:
-    plan = plan_raw(raw_config(_with_hostnames("Z0EXAMPLE")), mocks=NlbMocks())
+    plan = plan_raw(raw_config(_with_hostnames("Z0EXAMPLE")), mocks=NlbMocks)
     records = {n.name: n.inputs for n in plan.nodes if n.type == "aws:route53/record:Record"}
     assert sorted(records) == [f"{c}-clustermesh-apiserver-dns" for c in ("alpha", "beta", "gamma")]
     beta = records["beta-clustermesh-apiserver-dns"]
@@ -145,7 +147,7 @@ def test_route53_points_each_hostname_at_its_load_balancer() -> None:
 
 
 def test_without_a_zone_the_service_carries_the_external_dns_name_and_nothing_is_read() -> None:
-    plan = plan_raw(raw_config(_with_hostnames(None)), mocks=NlbMocks())
+    plan = plan_raw(raw_config(_with_hostnames(None)), mocks=NlbMocks)
     assert not [n for n in plan.nodes if n.read or n.type == "aws:route53/record:Record"]
     release = next(n for n in plan.nodes if n.name == "beta-cilium")
     annotations = reveal(release.inputs, secrets=True)["values"]["clustermesh"]["apiserver"]["service"]["annotations"]
@@ -167,3 +169,20 @@ def test_dns_record_follows_what_the_load_balancer_reports() -> None:
     assert dns_record(ServiceTarget(("2001:db8::1",))) == ("AAAA", ["2001:db8::1"])
     with pytest.raises(ValueError, match="give one IP family"):
         dns_record(ServiceTarget(("192.0.2.1", "2001:db8::1")))
+
+
+def test_peer_address_needs_an_ip_and_says_which_setting_gives_one() -> None:
+    mesh = load_stack_config(raw_config(three_clusters()))
+    assert peer_address(mesh, "beta", ServiceTarget(("192.0.2.9", "192.0.2.1", "192.0.2.9")), 2379) == PeerAddress(
+        ("192.0.2.1", "192.0.2.9"), 2379
+    )
+    with pytest.raises(ValueError, match=r"cluster beta has no address yet: set clusters\[1\]\.apiserverExposure"):
+        peer_address(mesh, "beta", ServiceTarget(), 2379)
+
+
+def test_a_hostname_equal_to_the_mesh_name_is_not_named_twice() -> None:
+    clusters = three_clusters()
+    clusters[0]["apiserverExposure"] = {"hostname": "alpha.mesh.cilium.io"}
+    mesh = load_stack_config(raw_config(clusters))
+    server = cluster_certificates(mesh, mesh.clusters[0])[0]
+    assert server.dns_names == ("alpha.mesh.cilium.io", "clustermesh-apiserver.kube-system.svc")

@@ -86,7 +86,7 @@ def run_program(
     *,
     preview: bool = False,
     on_register: Callable[[Node], None] | None = None,
-    mocks: PlanMocks | None = None,
+    mocks: type[PlanMocks] = PlanMocks,
 ) -> CapturedPlan:
     """Run the program of `project_dir` with `stack`'s config, as `pulumi up` (or preview) would.
 
@@ -96,9 +96,9 @@ def run_program(
     settings.SETTINGS.outputs.clear()
     settings.set_root_resource(None)  # type: ignore[arg-type]  # each plan gets a fresh stack resource
     pulumi.runtime.set_all_config(stack.config, sorted(stack.secret_keys))
-    mocks = mocks or PlanMocks(preview=preview)
-    monitor = GraphMonitor(mocks, on_register=on_register)
-    pulumi.runtime.set_mocks(mocks, project=stack.project, stack=stack.stack, preview=preview, monitor=monitor)
+    clouds = mocks(preview=preview)
+    monitor = GraphMonitor(clouds, on_register=on_register)
+    pulumi.runtime.set_mocks(clouds, project=stack.project, stack=stack.stack, preview=preview, monitor=monitor)
 
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))

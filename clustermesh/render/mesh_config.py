@@ -48,6 +48,11 @@ class PeerAddress:
     port: int
     hostname: str | None = None
 
+    @property
+    def reached_at(self) -> list[str]:
+        """What a peer connects to: the hostname, or else the IPs."""
+        return [self.hostname] if self.hostname else list(self.ips)
+
 
 @dataclass(frozen=True)
 class ServiceTarget:

@@ -44,7 +44,11 @@ def cluster_certificates(mesh: MeshConfig, cluster: ClusterSpec) -> list[Certifi
         CertificateSpec(
             role="server",
             common_name=f"clustermesh-apiserver.{cilium.NAMESPACE}.svc",
-            dns_names=(peer_hostname(mesh, cluster.name), *own_name, f"clustermesh-apiserver.{cilium.NAMESPACE}.svc"),
+            dns_names=tuple(
+                dict.fromkeys(
+                    (peer_hostname(mesh, cluster.name), *own_name, f"clustermesh-apiserver.{cilium.NAMESPACE}.svc")
+                )
+            ),
             ip_addresses=("127.0.0.1", "::1"),
             uses=SERVER_USES,
         ),
