@@ -9,8 +9,8 @@ Not a test: the figures depend on the machine.
     .venv/bin/python bench/plan_scale.py --sizes 2 --sizes 64 --markdown --repeat 3
     .venv/bin/python bench/plan_scale.py --addresses pinned      # loadBalancerIP pinned: no reads
 
-With --repeat, each size is planned that many times: the time shown is the median (these machines vary by
-10-20% from run to run), the memory the largest.
+With --repeat, every size is planned once per round, that many rounds: the time shown is the median (these
+machines vary by 10-20% from run to run), the memory the largest.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 CLUSTERMESH = Path(sys.executable).parent / "clustermesh"
 DEFAULT_SIZES = [2, 16, 64, 255, 511]
 MAX_CLUSTERS = 511
+GROWTH_FROM = 64
+"""The growth budget compares a full mesh with one of this size, planned in the same round."""
 
 
 class Addresses(StrEnum):
@@ -118,10 +120,10 @@ def measure(size: int, workdir: Path, addresses: Addresses) -> Measurement:
     )
 
 
-def repeated(size: int, workdir: Path, repeat: int, addresses: Addresses) -> Measurement:
-    runs = [measure(size, workdir, addresses) for _ in range(repeat)]
+def summary(runs: list[Measurement]) -> Measurement:
+    """One size's runs: the median time, the largest memory."""
     return Measurement(
-        clusters=size,
+        clusters=runs[0].clusters,
         seconds=statistics.median(r.seconds for r in runs),
         peak_mib=max(r.peak_mib for r in runs),
         resources=runs[0].resources,
@@ -135,12 +137,17 @@ def main(
     repeat: Annotated[int, typer.Option(min=1, help="Plans per size: median time, largest memory.")] = 1,
     addresses: Annotated[Addresses, typer.Option(help="How apiserver addresses are known.")] = Addresses.LOAD_BALANCER,
 ) -> None:
-    measurements = []
+    sizes = sizes or DEFAULT_SIZES
+    runs: dict[int, list[Measurement]] = {size: [] for size in sizes}
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for size in sizes or DEFAULT_SIZES:
-            console.print(f"planning {size} clusters ...")
-            measurements.append(repeated(size, Path(tmp), repeat, addresses))
+        # Round after round rather than size after size: a drift in the machine's speed then reaches every
+        # size alike, instead of skewing the ratio between two sizes planned minutes apart.
+        for round_number in range(1, repeat + 1):
+            for size in sizes:
+                console.print(f"round {round_number}/{repeat}: planning {size} clusters ...")
+                runs[size].append(measure(size, Path(tmp), addresses))
+    measurements = [summary(runs[size]) for size in sizes]
     header = ["clusters", "plan time (s)", "peak memory (MiB)", "resources", "largest Secret (KiB)"]
     rows = [
         [str(m.clusters), f"{m.seconds:.1f}", f"{m.peak_mib:.0f}", str(m.resources), f"{m.largest_secret_kib:.1f}"]
@@ -151,13 +158,18 @@ def main(
         print("|" + "|".join("---:" for _ in header) + "|")
         for row in rows:
             print("| " + " | ".join(row) + " |")
-        return
-    table = Table(title=f"offline plan, {os.cpu_count()} CPUs")
-    for column in header:
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    else:
+        table = Table(title=f"offline plan, {os.cpu_count()} CPUs")
+        for column in header:
+            table.add_column(column, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    if GROWTH_FROM in runs and MAX_CLUSTERS in runs:
+        growth = statistics.median(
+            big.seconds / small.seconds for small, big in zip(runs[GROWTH_FROM], runs[MAX_CLUSTERS], strict=True)
+        )
+        print(f"\ngrowth: plan time for {MAX_CLUSTERS} / for {GROWTH_FROM} clusters = {growth:.1f} (median of rounds)")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 from clustermesh.planner import report
 from clustermesh.planner.cli import app
 from clustermesh.planner.report import plan_document
+from clustermesh.planner.runner import fewer_collections
 from tests.conftest import PROJECT_DIR, cluster, plan_raw, raw_config, three_clusters, write_stack_file
 
 CLI = Path(sys.executable).parent / "clustermesh"
@@ -267,3 +269,13 @@ def test_fast_manifest_yaml_takes_the_fast_path_for_secret_data() -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "data": {"beta": "ZW5kcG9pbnRzOg==", "gamma": "Y2VydA=="}}
     assert report._flat_entry("data", secret["data"]) == "data:\n  beta: ZW5kcG9pbnRzOg==\n  gamma: Y2VydA==\n"
     assert report._manifests_yaml([secret]) == report._yaml([secret])
+
+
+def test_collector_settings_apply_only_while_planning() -> None:
+    """The planner tunes the cycle collector for its own growing heap; whoever called it keeps theirs."""
+    before = gc.get_threshold()
+    with fewer_collections():
+        young, middle, _ = gc.get_threshold()
+        assert young > before[0]
+        assert middle > before[1]
+    assert gc.get_threshold() == before

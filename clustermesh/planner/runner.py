@@ -22,7 +22,10 @@ from clustermesh.planner.graph import UNKNOWN, GraphMonitor, Node, Secret
 from clustermesh.planner.stackfile import StackSettings
 
 T = TypeVar("T")
-GC_THRESHOLDS = (100_000, 50, 1000)
+GC_THRESHOLDS = (100_000, 1000, 1000)
+"""Young collections only, and rarely. Pulumi holds nearly every object a program makes until it ends, so what
+survives a young collection stays alive: re-scanning it in older generations freed nothing and cost 1.5-1.8 s
+of a 511-cluster plan (measured with gc.callbacks; peak memory unchanged)."""
 
 
 @dataclass
