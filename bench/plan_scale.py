@@ -142,7 +142,7 @@ def summary(runs: list[Measurement]) -> Measurement:
 def main(
     sizes: Annotated[list[int] | None, typer.Option(help="Mesh sizes to plan.")] = None,
     markdown: Annotated[bool, typer.Option(help="Print a Markdown table (for the README).")] = False,
-    repeat: Annotated[int, typer.Option(min=1, help="Plans per size: median time, largest memory.")] = 1,
+    repeat: Annotated[int, typer.Option(min=1, help="Rounds of every size: median time, largest memory.")] = 1,
     addresses: Annotated[Addresses, typer.Option(help="How apiserver addresses are known.")] = Addresses.LOAD_BALANCER,
 ) -> None:
     sizes = sizes or DEFAULT_SIZES
