@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import os
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -279,3 +282,74 @@ def test_collector_settings_apply_only_while_planning() -> None:
         assert young > before[0]
         assert middle > before[1]
     assert gc.get_threshold() == before
+
+
+def _documents(path: Path) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(path.read_text())}
+
+
+def _plan_to(out: Path, *args: str) -> None:
+    result = runner.invoke(app, ["plan", *args, "--out", str(out), "--project-dir", str(PROJECT_DIR)])
+    assert result.exit_code == 0, result.output
+
+
+def test_dev_stack_writes_each_cluster_the_secrets_naming_exactly_its_peers(tmp_path: Path) -> None:
+    stack = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
+    pinned = {c["name"]: c["apiserverExposure"]["loadBalancerIP"] for c in stack["clustermesh:clusters"]}
+    _plan_to(tmp_path, "--stack", "dev")
+
+    for name in pinned:
+        directory = tmp_path / "clusters" / name
+        secrets = _documents(directory / "clustermesh-secrets.yaml")
+        peers = set(pinned) - {name}
+        assert sorted(secrets) == ["cilium-clustermesh", "cilium-kvstoremesh"]
+        for secret in secrets.values():
+            assert (secret["kind"], secret["metadata"]["namespace"]) == ("Secret", "kube-system")
+            assert set(secret["data"]) == peers, (name, secret["metadata"]["name"])
+        for peer in peers:
+            remote = yaml.safe_load(base64.b64decode(secrets["cilium-kvstoremesh"]["data"][peer]))
+            assert remote["endpoints"] == [f"https://{peer}.mesh.cilium.io:2379"]
+            assert remote["cilium-host-aliases"] == [{"hostname": f"{peer}.mesh.cilium.io", "ips": [pinned[peer]]}]
+            # With KVStoreMesh the agents read the local cache, whichever peer the entry is for.
+            agents = yaml.safe_load(base64.b64decode(secrets["cilium-clustermesh"]["data"][peer]))
+            assert agents["endpoints"] == ["https://clustermesh-apiserver.kube-system.svc:2379"]
+        assert not (directory / "address-patch.yaml").exists(), "Cilium 1.20 patches no pod template"
+        assert not (directory / "tls-secrets.yaml").exists(), "key material only with --reveal-secrets"
+
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca" / "ca.crt").read_bytes())
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not (tmp_path / "ca" / "ca.key").exists()
+
+
+def test_revealed_plan_writes_a_working_ca_key_and_certificates_it_signed(tmp_path: Path) -> None:
+    _plan_to(tmp_path, "--stack", "dev", "--reveal-secrets")
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca" / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((tmp_path / "ca" / "ca.key").read_bytes(), password=None)
+    assert ca_key.public_key() == ca.public_key()
+
+    for directory in sorted((tmp_path / "clusters").iterdir()):
+        secrets = _documents(directory / "tls-secrets.yaml")
+        assert {"clustermesh-apiserver-server-cert", "clustermesh-apiserver-remote-cert"} <= set(secrets)
+        for secret in secrets.values():
+            assert secret["type"] == "kubernetes.io/tls"
+            files = secret["stringData"]
+            cert = x509.load_pem_x509_certificate(files["tls.crt"].encode())
+            cert.verify_directly_issued_by(ca)
+            key = serialization.load_pem_private_key(files["tls.key"].encode(), password=None)
+            assert key.public_key() == cert.public_key(), (directory.name, secret["metadata"]["name"])
+            assert files["ca.crt"] == (tmp_path / "ca" / "ca.crt").read_text()
+
+
+def test_cilium_1_19_plan_writes_each_clusters_host_aliases_patch(tmp_path: Path) -> None:
+    stack = write_stack_file(
+        tmp_path / "Pulumi.old.yaml", three_clusters(), ciliumVersion="1.19.6", kvstoremesh="false"
+    )
+    _plan_to(tmp_path / "out", "--config", str(stack))
+    names = {"alpha", "beta", "gamma"}
+    for name in names:
+        directory = tmp_path / "out" / "clusters" / name
+        (patch,) = _documents(directory / "address-patch.yaml").values()
+        assert (patch["kind"], patch["metadata"]["name"]) == ("DaemonSet", "cilium")
+        aliases = patch["spec"]["template"]["spec"]["hostAliases"]
+        assert {h for alias in aliases for h in alias["hostnames"]} == {f"{p}.mesh.cilium.io" for p in names - {name}}
+        assert sorted(_documents(directory / "clustermesh-secrets.yaml")) == ["cilium-clustermesh"]
