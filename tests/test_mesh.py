@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 from pulumi.runtime.mocks import MockResourceArgs
@@ -17,6 +19,7 @@ from clustermesh.planner.stackfile import load_stack
 from clustermesh.render.mesh_config import PeerAddress, ServiceTarget, dns_record, peer_address
 from clustermesh.render.mesh_tls import cluster_certificates
 from tests.conftest import PROJECT_DIR, plan_raw, raw_config, three_clusters
+from tests.conftest import cluster as cluster_entry
 
 
 def _opaque_secrets(plan: CapturedPlan) -> dict[str, Any]:
@@ -186,3 +189,124 @@ def test_a_hostname_equal_to_the_mesh_name_is_not_named_twice() -> None:
     mesh = load_stack_config(raw_config(clusters))
     server = cluster_certificates(mesh, mesh.clusters[0])[0]
     assert server.dns_names == ("alpha.mesh.cilium.io", "clustermesh-apiserver.kube-system.svc")
+
+
+LOAD_BALANCER_IPS = {
+    "alpha-clustermesh-apiserver": ["203.0.113.17", "198.51.100.4"],
+    "beta-clustermesh-apiserver": ["198.51.100.9"],
+    "gamma-clustermesh-apiserver": ["203.0.113.2"],
+}
+
+
+class ReportingMocks(PlanMocks):
+    """Load balancers that report the addresses above, as a cloud would once they exist."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        resource_id, state = super().new_resource(args)
+        if args.typ == "kubernetes:core/v1:Service" and "status" in state:
+            ingress = [{"ip": ip} for ip in LOAD_BALANCER_IPS[args.name]]
+            state = state | {"status": {"loadBalancer": {"ingress": ingress}}}
+        return resource_id, state
+
+
+def test_each_peer_is_mapped_to_the_addresses_its_load_balancer_reports() -> None:
+    plan = plan_raw(raw_config(three_clusters()), mocks=ReportingMocks)
+    names = ("alpha", "beta", "gamma")
+    for cluster in names:
+        for peer in set(names) - {cluster}:
+            config = _config_of(plan, cluster, peer)
+            assert config["endpoints"] == [f"https://{peer}.mesh.cilium.io:2379"]
+            reported = sorted(LOAD_BALANCER_IPS[f"{peer}-clustermesh-apiserver"])
+            assert config["cilium-host-aliases"] == [{"hostname": f"{peer}.mesh.cilium.io", "ips": reported}]
+
+
+def test_node_port_peers_are_dialled_on_the_node_port_at_their_node_addresses() -> None:
+    clusters = three_clusters()
+    for index, entry in enumerate(clusters, start=1):
+        entry["apiserverExposure"] = {"nodeAddresses": [f"172.17.{index}.10", f"172.17.{index}.11"]}
+    plan = plan_raw(raw_config(clusters, apiserverExposure={"type": "NodePort", "nodePort": 31999}), preview=True)
+    config = _config_of(plan, "alpha", "gamma")
+    assert config["endpoints"] == ["https://gamma.mesh.cilium.io:31999"]
+    assert config["cilium-host-aliases"] == [
+        {"hostname": "gamma.mesh.cilium.io", "ips": ["172.17.3.10", "172.17.3.11"]}
+    ]
+    assert not [n for n in plan.nodes if n.read], "node addresses are configured, not read"
+
+
+def test_certificate_lifetimes_follow_the_config() -> None:
+    certificates = {"caValidityHours": 20000, "validityHours": 2000, "earlyRenewalHours": 100}
+    plan = plan_raw(raw_config(three_clusters(), certificates=certificates))
+    (ca,) = [n for n in plan.nodes if n.type == "tls:index/selfSignedCert:SelfSignedCert"]
+    assert (ca.inputs["validityPeriodHours"], ca.inputs["earlyRenewalHours"]) == (20000, 100)
+    leaves = [n for n in plan.nodes if n.type == "tls:index/locallySignedCert:LocallySignedCert"]
+    assert len(leaves) == 3 * 4, "server, admin, remote and local for each cluster"
+    assert {(n.inputs["validityPeriodHours"], n.inputs["earlyRenewalHours"]) for n in leaves} == {(2000, 100)}
+
+
+def test_client_certificates_carry_the_identities_etcd_authorizes() -> None:
+    """The clustermesh-apiserver grants its state to user `remote`; peers present the remote certificate."""
+    plan = plan_raw(raw_config(three_clusters()))
+    names = {
+        n.name: n.inputs["subject"]["commonName"] for n in plan.nodes if n.type.endswith("certRequest:CertRequest")
+    }
+    assert names["beta-remote"] == "remote"
+    assert names["beta-admin"] == "admin-beta"
+    assert names["beta-local"] == "local-beta"
+    assert names["beta-server"] == "clustermesh-apiserver.kube-system.svc"
+
+
+def test_the_mesh_and_its_clusters_are_components_of_their_own_types() -> None:
+    plan = plan_raw(raw_config(three_clusters()))
+    (mesh,) = [n for n in plan.nodes if n.type == "clustermesh:index:Mesh"]
+    clusters = [n for n in plan.nodes if n.type == "clustermesh:index:MeshCluster"]
+    assert len(clusters) == 3
+    secrets = [n for n in plan.nodes if n.type == "kubernetes:core/v1:Secret" and n.inputs.get("type") == "Opaque"]
+    assert secrets and all(n.parent == mesh.urn for n in secrets)
+
+
+def test_on_cilium_1_19_the_address_patches_exist_in_a_preview_before_any_address() -> None:
+    """Registered, with their content pending: a patch made inside an apply would be missing from the preview."""
+    plan = plan_raw(raw_config(three_clusters(), ciliumVersion="1.19.6", kvstoremesh="false"), preview=True)
+    patches = [n for n in plan.nodes if n.type == "kubernetes:apps/v1:DaemonSetPatch"]
+    assert sorted(n.name for n in patches) == ["alpha-address-patch", "beta-address-patch", "gamma-address-patch"]
+    assert all(reveal(n.inputs, secrets=True)["spec"] == UNKNOWN_PLACEHOLDER for n in patches)
+
+
+def test_on_cilium_1_19_with_kvstoremesh_the_apiserver_deployment_gets_the_aliases() -> None:
+    """With KVStoreMesh only the clustermesh-apiserver dials the peers; the agents' pods stay untouched."""
+    plan = plan_raw(raw_config(three_clusters(), ciliumVersion="1.19.6", kvstoremesh="true"))
+    assert not [n for n in plan.nodes if n.type == "kubernetes:apps/v1:DaemonSetPatch"]
+    patch = next(n for n in plan.nodes if n.name == "alpha-address-patch")
+    assert patch.type == "kubernetes:apps/v1:DeploymentPatch"
+    inputs = reveal(patch.inputs, secrets=True)
+    assert (inputs["metadata"]["name"], inputs["metadata"]["namespace"]) == ("clustermesh-apiserver", "kube-system")
+    aliases = inputs["spec"]["template"]["spec"]["hostAliases"]
+    assert sorted(h for a in aliases for h in a["hostnames"]) == ["beta.mesh.cilium.io", "gamma.mesh.cilium.io"]
+
+
+def _mesh_of(size: int) -> list[dict[str, Any]]:
+    pods = ipaddress.ip_network("10.0.0.0/8").subnets(new_prefix=16)
+    nodes = ipaddress.ip_network("172.16.0.0/12").subnets(new_prefix=24)
+    return [cluster_entry(f"c{i}", i, str(next(pods)), nodeCidr=str(next(nodes))) for i in range(1, size + 1)]
+
+
+def test_each_added_cluster_costs_the_same_number_of_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Output per pair of clusters: from 4 to 8 to 16 clusters the Outputs made grow by equal steps per cluster.
+
+    An Output per pair (or per Secret entry, which the SDK makes for a plain dict of data) adds a term in N².
+    """
+    made = 0
+    track = pulumi.Output._track
+
+    def counting(output: pulumi.Output[Any]) -> None:
+        nonlocal made
+        made += 1
+        track(output)
+
+    monkeypatch.setattr(pulumi.Output, "_track", counting)
+    outputs = {}
+    for size in (4, 8, 16):
+        made = 0
+        plan_raw(raw_config(_mesh_of(size)))
+        outputs[size] = made
+    assert outputs[16] - outputs[8] == 2 * (outputs[8] - outputs[4]), outputs
