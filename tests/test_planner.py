@@ -313,12 +313,18 @@ def test_dev_stack_writes_each_cluster_the_secrets_naming_exactly_its_peers(tmp_
             # With KVStoreMesh the agents read the local cache, whichever peer the entry is for.
             agents = yaml.safe_load(base64.b64decode(secrets["cilium-clustermesh"]["data"][peer]))
             assert agents["endpoints"] == ["https://clustermesh-apiserver.kube-system.svc:2379"]
+            # ...with the local client certificate the chart projects as `local-etcd-client.*`.
+            assert agents["trusted-ca-file"] == "/var/lib/cilium/clustermesh/local-etcd-client-ca.crt"
+            assert agents["cert-file"] == "/var/lib/cilium/clustermesh/local-etcd-client.crt"
+            assert agents["key-file"] == "/var/lib/cilium/clustermesh/local-etcd-client.key"
         assert not (directory / "address-patch.yaml").exists(), "Cilium 1.20 patches no pod template"
         assert not (directory / "tls-secrets.yaml").exists(), "key material only with --reveal-secrets"
 
     ca = x509.load_pem_x509_certificate((tmp_path / "ca" / "ca.crt").read_bytes())
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert not (tmp_path / "ca" / "ca.key").exists()
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and "PRIVATE KEY" in p.read_text()]
+    assert not leaked, "no key material is written without --reveal-secrets"
 
 
 def test_revealed_plan_writes_a_working_ca_key_and_certificates_it_signed(tmp_path: Path) -> None:
