@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pulumi.runtime.mocks import MockResourceArgs
 
 from clustermesh.planner.fabricate import PlanMocks
 from clustermesh.planner.runner import CapturedPlan, run_program
@@ -68,3 +69,22 @@ def plan_raw(
     """Run the real __main__.py under the planner's mocks (or `mocks`) with this config; return the captured plan."""
     settings = StackSettings("clustermesh", "test", PROJECT_DIR / "Pulumi.test.yaml", raw, secret_keys)
     return run_program(PROJECT_DIR, settings, preview=preview, mocks=mocks)
+
+
+LOAD_BALANCER_IPS = {
+    "alpha-clustermesh-apiserver": ["203.0.113.17", "198.51.100.4"],
+    "beta-clustermesh-apiserver": ["198.51.100.9"],
+    "gamma-clustermesh-apiserver": ["203.0.113.2"],
+}
+"""What the clustermesh-apiserver load balancers of alpha, beta and gamma report under `ReportingMocks`."""
+
+
+class ReportingMocks(PlanMocks):
+    """Load balancers that report the addresses above, as a cloud would once they exist."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        resource_id, state = super().new_resource(args)
+        if args.typ == "kubernetes:core/v1:Service" and "status" in state:
+            ingress = [{"ip": ip} for ip in LOAD_BALANCER_IPS[args.name]]
+            state = state | {"status": {"loadBalancer": {"ingress": ingress}}}
+        return resource_id, state

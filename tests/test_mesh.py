@@ -18,7 +18,7 @@ from clustermesh.planner.runner import CapturedPlan
 from clustermesh.planner.stackfile import load_stack
 from clustermesh.render.mesh_config import PeerAddress, ServiceTarget, dns_record, peer_address
 from clustermesh.render.mesh_tls import cluster_certificates
-from tests.conftest import PROJECT_DIR, plan_raw, raw_config, three_clusters
+from tests.conftest import LOAD_BALANCER_IPS, PROJECT_DIR, ReportingMocks, plan_raw, raw_config, three_clusters
 from tests.conftest import cluster as cluster_entry
 
 
@@ -189,24 +189,6 @@ def test_a_hostname_equal_to_the_mesh_name_is_not_named_twice() -> None:
     mesh = load_stack_config(raw_config(clusters))
     server = cluster_certificates(mesh, mesh.clusters[0])[0]
     assert server.dns_names == ("alpha.mesh.cilium.io", "clustermesh-apiserver.kube-system.svc")
-
-
-LOAD_BALANCER_IPS = {
-    "alpha-clustermesh-apiserver": ["203.0.113.17", "198.51.100.4"],
-    "beta-clustermesh-apiserver": ["198.51.100.9"],
-    "gamma-clustermesh-apiserver": ["203.0.113.2"],
-}
-
-
-class ReportingMocks(PlanMocks):
-    """Load balancers that report the addresses above, as a cloud would once they exist."""
-
-    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        resource_id, state = super().new_resource(args)
-        if args.typ == "kubernetes:core/v1:Service" and "status" in state:
-            ingress = [{"ip": ip} for ip in LOAD_BALANCER_IPS[args.name]]
-            state = state | {"status": {"loadBalancer": {"ingress": ingress}}}
-        return resource_id, state
 
 
 def test_each_peer_is_mapped_to_the_addresses_its_load_balancer_reports() -> None:

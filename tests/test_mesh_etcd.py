@@ -34,7 +34,7 @@ from cryptography.x509.oid import NameOID
 from clustermesh.planner.graph import reveal
 from clustermesh.planner.runner import CapturedPlan
 from clustermesh.render.mesh_config import MOUNT
-from tests.conftest import cluster, plan_raw, raw_config, three_clusters
+from tests.conftest import LOAD_BALANCER_IPS, ReportingMocks, cluster, plan_raw, raw_config, three_clusters
 
 ETCD = Path(sys.executable).parent / "etcd"
 
@@ -54,7 +54,12 @@ DELTA_HOSTNAME = "delta.apiserver.example.net"
 def plan() -> CapturedPlan:
     """alpha, beta and gamma mapped by the mesh's names; delta reached by a DNS name of its own."""
     delta = cluster("delta", 4, "10.14.0.0/16", apiserverExposure={"hostname": DELTA_HOSTNAME})
-    return plan_raw(raw_config([*three_clusters(), delta]))
+    return plan_raw(raw_config([*three_clusters(), delta]), mocks=ReportingMocks)
+
+
+LOOPBACK = "127.0.0.1"
+REDIRECTED = {ip: LOOPBACK for ip in LOAD_BALANCER_IPS["beta-clustermesh-apiserver"]}
+"""beta's load balancer, as this test's network sees it: its address leads to the etcd on loopback."""
 
 
 def _free_ports(count: int) -> list[int]:
@@ -168,9 +173,10 @@ def test_cluster_reaches_peer_etcd_with_the_generated_configuration(
     port, _ = etcd_for_beta
     beta = _alpha_config_for(plan, "beta", tmp_path)
     assert beta["host"] == "beta.mesh.cilium.io" and beta["port"] == 2379
-    assert beta["ips"] == reveal(plan.outputs["apiserverAddresses"], secrets=True)["beta"]
-    # The dialer would connect to one of beta["ips"]; here that address is redirected to loopback.
-    url = f"https://127.0.0.1:{port}/v3/kv"
+    assert beta["ips"] == LOAD_BALANCER_IPS["beta-clustermesh-apiserver"]
+    assert reveal(plan.outputs["apiserverAddresses"], secrets=True)["beta"] == beta["ips"]
+    # The dialer connects to the address the file maps beta's name to; the network leads it to loopback.
+    url = f"https://{REDIRECTED[beta['ips'][0]]}:{port}/v3/kv"
     with _client(beta["ca"], beta["cert"], beta["key"]) as client:
         sni = {"sni_hostname": beta["host"]}
         put = client.post(
