@@ -83,7 +83,7 @@ class Mesh(pulumi.ComponentResource):
         names = [cluster.cluster_name for cluster in args.clusters]
         for cluster in args.clusters:
             self._clustermesh_secrets(cluster, peers, names)
-            if args.mesh.cilium_minor < mesh_config.HOST_ALIASES_MINOR:
+            if not mesh_config.aliases_in_config(args.mesh):
                 self._address_patch(cluster, everyone)
 
         self.addresses = everyone.apply(lambda a: {n: p.reached_at for n, p in a.items()})
@@ -190,7 +190,7 @@ class Mesh(pulumi.ComponentResource):
 
     def _address_patch(self, cluster: MeshCluster, everyone: pulumi.Output[dict[str, PeerAddress]]) -> None:
         name = cluster.cluster_name
-        patch = everyone.apply(lambda a: mesh_config.address_patch(self._mesh, name, a) or {})
+        patch = everyone.apply(lambda a: mesh_config.address_patch(self._mesh, name, a))
         opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[cluster.cilium_release])
         metadata: Any = patch.apply(lambda p: p["metadata"])
         spec: Any = patch.apply(lambda p: p["spec"])

@@ -2,6 +2,7 @@
 
 MESH_CLUSTER = "clustermesh:index:MeshCluster"
 MESH = "clustermesh:index:Mesh"
+STACK = "pulumi:pulumi:Stack"
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"

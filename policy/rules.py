@@ -30,17 +30,17 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+from clustermesh.cilium import CHART_NAME, MAX_CONNECTED_CLUSTERS_CHOICES, NAMESPACE
+from clustermesh.render.mesh_config import AGENT_SECRET, KVSTOREMESH_SECRET
+from components.tokens import HELM_RELEASE, STACK
+from components.tokens import KUBERNETES_SECRET as SECRET
+
 PACK_NAME = "clustermesh"
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 SERVICE = "kubernetes:core/v1:Service"
-SECRET = "kubernetes:core/v1:Secret"
-STACK = "pulumi:pulumi:Stack"
-CILIUM_CHART = "cilium"
 APISERVER_SERVICE = "clustermesh-apiserver"
-CLUSTERMESH_SECRETS = {"cilium-clustermesh": None, "cilium-kvstoremesh": "kvstoremesh"}
+CLUSTERMESH_SECRETS = {AGENT_SECRET: None, KVSTOREMESH_SECRET: "kvstoremesh"}
 """The Secrets naming a cluster's peers, and the values switch each one depends on (None: always)."""
 APISERVER_CERT_ROLES = ("server", "admin", "remote")
-MAX_CONNECTED_CLUSTERS = (255, 511)
 INTERNAL_LB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
     "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
@@ -102,7 +102,7 @@ def _plain(value: Any) -> Any:
 
 
 def _is_cilium(resource_type: str, props: Any) -> bool:
-    return resource_type == HELM_RELEASE and _read(props, "chart") == CILIUM_CHART
+    return resource_type == HELM_RELEASE and _read(props, "chart") == CHART_NAME
 
 
 def _cilium_releases(resources: Iterable[PolicyResource]) -> list[PolicyResource]:
@@ -131,7 +131,7 @@ def _kube_system_secrets(resources: list[PolicyResource]) -> dict[tuple[str | No
     """(provider URN, name) -> the kube-system Secrets of that name in that cluster, indexed once per rule."""
     index: dict[tuple[str | None, Any], list[PolicyResource]] = defaultdict(list)
     for r in resources:
-        if r.resource_type == SECRET and _read(r.props, "metadata", "namespace") == "kube-system":
+        if r.resource_type == SECRET and _read(r.props, "metadata", "namespace") == NAMESPACE:
             index[(_provider_urn(r), _read(r.props, "metadata", "name"))].append(r)
     return index
 
@@ -162,7 +162,7 @@ def _validate_ids_within_max(args: StackValidationArgs, report: ReportViolation)
             continue
         maximum = int(maximum)
         maxima[maximum].append(release.name)
-        if maximum not in MAX_CONNECTED_CLUSTERS:
+        if maximum not in MAX_CONNECTED_CLUSTERS_CHOICES:
             report(f"maxConnectedClusters is {maximum}; Cilium accepts only 255 or 511", release.urn)
         if cluster_id is None or not 1 <= int(cluster_id) <= maximum:
             report(f"cluster id {cluster_id} is outside 1..{maximum} (maxConnectedClusters)", release.urn)
@@ -298,8 +298,9 @@ def _validate_no_plain_secret_outputs(args: StackValidationArgs, report: ReportV
     for resource in args.resources:
         if resource.resource_type != STACK:
             continue
-        for name, value in (_plain(resource.props) or {}).items():
-            for text in _strings(value):
+        # Output by output: one still unknown in a preview leaves the others checked.
+        for name in resource.props:
+            for text in _strings(_plain(_read(resource.props, name))):
                 if PRIVATE_KEY.search(text) or KUBECONFIG.search(text):
                     report(f"stack output {name!r} holds a private key or kubeconfig in plain text", resource.urn)
                     break

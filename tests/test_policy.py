@@ -26,13 +26,15 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from clustermesh.planner.policy_check import check
-from clustermesh.planner.runner import run_program
+from clustermesh.planner.graph import UNKNOWN, UNKNOWN_PLACEHOLDER, Secret, reveal
+from clustermesh.planner.policy_check import PolicyConfigError, check, load_levels
+from clustermesh.planner.runner import CapturedPlan, run_program
 from clustermesh.planner.stackfile import StackSettings
 from policy.rules import POLICIES
-from tests.conftest import PROJECT_DIR, cluster, raw_config, three_clusters, write_stack_file
+from tests.conftest import COMPLIANT_EXPOSURE, PROJECT_DIR, cluster, raw_config, three_clusters, write_stack_file
 
 RULES = {p.name: p for p in POLICIES}
+EC_KEY = "-----BEGIN EC PRIVATE KEY-----\nMHc...\n-----END EC PRIVATE KEY-----\n"
 OPTS = PolicyResourceOptions(False, [], False, [], PolicyCustomTimeouts(0, 0, 0), [])
 
 
@@ -195,9 +197,8 @@ def test_clustermesh_apiserver_tls() -> None:
 
 
 def test_no_plain_secret_outputs_only_where_secrecy_is_known() -> None:
-    key = "-----BEGIN EC PRIVATE KEY-----\nMHc...\n-----END EC PRIVATE KEY-----\n"
     stack = _resource(
-        "pulumi:pulumi:Stack", "p-dev", {"caKey": key, "caCertificate": "-----BEGIN CERTIFICATE-----"}, None
+        "pulumi:pulumi:Stack", "p-dev", {"caKey": EC_KEY, "caCertificate": "-----BEGIN CERTIFICATE-----"}, None
     )
     marked = {"outputSecretsMarked": True}
     assert _stack_rule("no-plain-secret-outputs", [stack], marked) == [
@@ -362,3 +363,44 @@ def test_the_pack_entry_point_only_builds_the_pack_from_the_same_rule_objects(mo
     assert len(built) == 1
     assert built[0]["name"] == "clustermesh" and built[0]["policies"] is POLICIES
     assert (PROJECT_DIR / "policy" / "PulumiPolicy.yaml").is_file()
+
+
+def test_the_planner_shows_stack_outputs_with_their_secrecy_and_unknowns() -> None:
+    """Outputs the program marked secret pass; a key in plain text fails, beside an output a preview cannot know."""
+    outputs = {"pending": UNKNOWN, "sealed": Secret(EC_KEY), "exposed": EC_KEY}
+    violations = check(CapturedPlan("p", "dev", [], outputs))
+    assert [(v.policy, v.message) for v in violations] == [
+        ("no-plain-secret-outputs", "stack output 'exposed' holds a private key or kubeconfig in plain text")
+    ]
+    assert check(CapturedPlan("p", "dev", [], {"pending": UNKNOWN, "sealed": Secret(EC_KEY)})) == []
+
+
+def test_a_preview_before_any_load_balancer_exists_violates_nothing() -> None:
+    """Addresses not known yet reach the rules as the engine's unknown, and a rule says nothing of them."""
+    settings = StackSettings(
+        "clustermesh",
+        "test",
+        PROJECT_DIR / "Pulumi.test.yaml",
+        raw_config(three_clusters(), apiserverExposure=COMPLIANT_EXPOSURE),
+        frozenset(),
+    )
+    plan = run_program(PROJECT_DIR, settings, preview=True)
+    remote = [n for n in plan.nodes if n.name.endswith("-cilium-kvstoremesh")]
+    assert len(remote) == 3 and all(reveal(n.inputs, secrets=True)["data"] == UNKNOWN_PLACEHOLDER for n in remote)
+    assert check(plan) == []
+
+
+def test_policy_config_reads_the_pulumi_format_and_names_every_problem(tmp_path: Path) -> None:
+    config = tmp_path / "policy-config.json"
+    config.write_text(
+        '{"all": "advisory", "mesh-complete": {"enforcementLevel": "disabled"},'
+        ' "no-plain-secret-outputs": {"outputSecretsMarked": true}}'
+    )
+    assert load_levels(config) == {"all": EnforcementLevel.ADVISORY, "mesh-complete": EnforcementLevel.DISABLED}
+    config.write_text('{"no-such-rule": "advisory", "mesh-complete": "loud"}')
+    with pytest.raises(PolicyConfigError) as raised:
+        load_levels(config)
+    assert [p.split(": ", 2)[1] for p in raised.value.problems] == ["no-such-rule", "mesh-complete"]
+    config.write_text("[]")
+    with pytest.raises(PolicyConfigError, match="expected a JSON object"):
+        load_levels(config)

@@ -16,6 +16,8 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
 
+from components.tokens import STACK
+
 
 @dataclass(frozen=True)
 class Secret:
@@ -74,16 +76,17 @@ def decode(value: Any) -> Any:  # noqa: PLR0911 - one return per wire encoding
     return value
 
 
-def reveal(value: Any, *, secrets: bool) -> Any:
-    """A JSON-ready copy of a decoded value: secrets shown or replaced, unknowns spelled out."""
+def reveal(value: Any, *, secrets: bool, unknown: Any = UNKNOWN_PLACEHOLDER) -> Any:
+    """A plain copy of a decoded value: secrets shown or replaced, each unknown as `unknown` (spelled out
+    for JSON by default; the engine's own marker for a policy)."""
     if isinstance(value, Secret):
-        return reveal(value.value, secrets=secrets) if secrets else SECRET_PLACEHOLDER
+        return reveal(value.value, secrets=secrets, unknown=unknown) if secrets else SECRET_PLACEHOLDER
     if value is UNKNOWN:
-        return UNKNOWN_PLACEHOLDER
+        return unknown
     if isinstance(value, dict):
-        return {k: reveal(v, secrets=secrets) for k, v in value.items()}
+        return {k: reveal(v, secrets=secrets, unknown=unknown) for k, v in value.items()}
     if isinstance(value, list):
-        return [reveal(v, secrets=secrets) for v in value]
+        return [reveal(v, secrets=secrets, unknown=unknown) for v in value]
     return value
 
 
@@ -111,7 +114,7 @@ class GraphMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
-        if request.type == "pulumi:pulumi:Stack":
+        if request.type == STACK:
             return resource_pb2.RegisterResourceResponse(urn=urn)
         wire_inputs, resource_id, state = self._answer(request, request.object, request.importId, custom=request.custom)
         self._record(

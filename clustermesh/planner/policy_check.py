@@ -32,9 +32,10 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from clustermesh.planner.graph import UNKNOWN, Node, Secret, reveal
+from clustermesh.planner.graph import Node, reveal
 from clustermesh.planner.runner import CapturedPlan
-from policy.rules import PACK_NAME, POLICIES, STACK
+from components.tokens import STACK
+from policy.rules import PACK_NAME, POLICIES
 
 PLANNER_CONFIG: dict[str, dict[str, Any]] = {"no-plain-secret-outputs": {"outputSecretsMarked": True}}
 LEVELS = {level.value: level for level in EnforcementLevel}
@@ -68,34 +69,29 @@ def load_levels(path: Path) -> dict[str, EnforcementLevel]:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise PolicyConfigError([f"{path}: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise PolicyConfigError([f"{path}: expected a JSON object of rule names"])
     known = {p.name for p in POLICIES}
     levels, problems = {}, []
-    for name, setting in (raw if isinstance(raw, dict) else {}).items():
+    for name, setting in raw.items():
         level = setting.get("enforcementLevel") if isinstance(setting, dict) else setting
         if name != "all" and name not in known:
             problems.append(f"{path}: {name}: no such rule in the {PACK_NAME} pack ({', '.join(sorted(known))})")
+        elif level is None and isinstance(setting, dict):
+            continue  # a rule's own settings without a level: its level stays (the planner sets those settings)
         elif level not in LEVELS:
             problems.append(f"{path}: {name}: enforcement level {level!r} is not one of {', '.join(LEVELS)}")
         else:
             levels[name] = LEVELS[level]
-    if not isinstance(raw, dict):
-        problems.append(f"{path}: expected a JSON object of rule names")
     if problems:
         raise PolicyConfigError(problems)
     return levels
 
 
-def _engine_view(value: Any) -> Any:
-    """Decoded inputs as the engine hands them to a policy: secrets decrypted, unknowns as the engine's marker."""
-    if isinstance(value, Secret):
-        return _engine_view(value.value)
-    if value is UNKNOWN:
-        return rpc.UNKNOWN
-    if isinstance(value, dict):
-        return {k: _engine_view(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_engine_view(v) for v in value]
-    return value
+def _engine_view(value: Any, *, secrets: bool = True) -> Any:
+    """Decoded values as the engine hands them to a policy: unknowns as the engine's marker, secrets decrypted
+    (resource inputs) or masked (stack outputs, whose secrecy only the planner knows)."""
+    return reveal(value, secrets=secrets, unknown=rpc.UNKNOWN)
 
 
 def _options(node: Node | None) -> PolicyResourceOptions:
@@ -136,7 +132,7 @@ def _resources(plan: CapturedPlan) -> list[PolicyResource]:
         resources[node.urn].dependencies = [resources[d] for d in node.dependencies if d in resources]
     stack_name = f"{plan.project}-{plan.stack}"
     stack_urn = f"urn:pulumi:{plan.stack}::{plan.project}::{STACK}::{stack_name}"
-    outputs = unknown_checking_proxy(_engine_view(reveal(plan.outputs, secrets=False)))
+    outputs = unknown_checking_proxy(_engine_view(plan.outputs, secrets=False))
     stack = PolicyResource(STACK, outputs, stack_urn, stack_name, _options(None), None, None, [], {})
     return [*resources.values(), stack]
 

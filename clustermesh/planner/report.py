@@ -6,6 +6,7 @@ import functools
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,10 @@ def descendants(root_urn: str, children: dict[str, list[Node]]) -> list[Node]:
     return found
 
 
-def _children(plan: CapturedPlan) -> dict[str, list[Node]]:
+def _children(nodes: Iterable[Node]) -> dict[str, list[Node]]:
+    """Each parent's children, in the order of `nodes`."""
     children: dict[str, list[Node]] = {}
-    for node in plan.nodes:
+    for node in nodes:
         children.setdefault(node.parent, []).append(node)
     return children
 
@@ -71,7 +73,7 @@ def _children(plan: CapturedPlan) -> dict[str, list[Node]]:
 def cilium_values_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[str, Any]:
     """The values each cluster's Cilium release receives, as the engine sent them."""
     by_cluster = {}
-    children = _children(plan)  # once: a walk per cluster over every node would be quadratic
+    children = _children(plan.nodes)  # once: a walk per cluster over every node would be quadratic
     for name, component in cluster_components(plan).items():
         for node in descendants(component.urn, children):
             if node.type == HELM_RELEASE:
@@ -105,13 +107,13 @@ SIMPLE_KEY_LENGTH = 128
 
 
 @functools.lru_cache(maxsize=8192)
-def _plain(text: str) -> bool:
+def _plain_scalar(text: str) -> bool:
     """Whether PyYAML writes `text` as it is, on one line: a plain scalar that still reads back as a string."""
     return bool(_PLAIN_CANDIDATE.match(text)) and yaml.load(text, Loader=yaml.CSafeLoader) == text
 
 
 def _plain_key(key: Any) -> bool:
-    return type(key) is str and len(key) < SIMPLE_KEY_LENGTH and _plain(key)
+    return type(key) is str and len(key) < SIMPLE_KEY_LENGTH and _plain_scalar(key)
 
 
 def _flat_entry(key: Any, value: Any) -> str | None:
@@ -120,7 +122,7 @@ def _flat_entry(key: Any, value: Any) -> str | None:
         return None
     lines = [f"{key}:\n"]
     for k, v in value.items():
-        if not (_plain_key(k) and type(v) is str and _plain(v)):
+        if not (_plain_key(k) and type(v) is str and _plain_scalar(v)):
             return None
         lines.append(f"  {k}: {v}\n")
     return "".join(lines)
@@ -228,9 +230,7 @@ def _label(node: Node, names: dict[str, str]) -> str:
 def print_tree(plan: CapturedPlan, console: Console) -> None:
     """One tree per cluster: every resource it creates, and what each waits for."""
     names = {n.urn: n.name for n in plan.nodes}
-    children: dict[str, list[Node]] = {}
-    for node in sorted(plan.nodes, key=lambda n: n.name):
-        children.setdefault(node.parent, []).append(node)
+    children = _children(sorted(plan.nodes, key=lambda n: n.name))
 
     def grow(tree: Tree, urn: str) -> None:
         for child in children.get(urn, []):

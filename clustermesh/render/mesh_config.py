@@ -91,6 +91,11 @@ def dns_record(target: ServiceTarget) -> tuple[str, list[str]]:
     raise ValueError(f"cannot point one DNS record at {', '.join(target.ips) or 'no address'}: give one IP family")
 
 
+def aliases_in_config(mesh: MeshConfig) -> bool:
+    """Whether the peers' addresses travel in the configuration files; before 1.20 a pod-template patch carries them."""
+    return mesh.cilium_minor >= HOST_ALIASES_MINOR
+
+
 def _dump(document: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False)
 
@@ -104,7 +109,7 @@ def remote_config(mesh: MeshConfig, name: str, address: PeerAddress) -> str:
         "key-file": f"{MOUNT}/common-etcd-client.key",
         "cert-file": f"{MOUNT}/common-etcd-client.crt",
     }
-    if mesh.cilium_minor >= HOST_ALIASES_MINOR and address.hostname is None:
+    if aliases_in_config(mesh) and address.hostname is None:
         document["cilium-host-aliases"] = [{"hostname": peer_hostname(mesh, name), "ips": list(address.ips)}]
     return _dump(document)
 
@@ -185,14 +190,12 @@ def host_aliases(mesh: MeshConfig, local: str, addresses: Mapping[str, PeerAddre
     return [{"ip": ip, "hostnames": names} for ip, names in by_ip.items()]
 
 
-def address_patch(mesh: MeshConfig, local: str, addresses: Mapping[str, PeerAddress]) -> Manifest | None:
+def address_patch(mesh: MeshConfig, local: str, addresses: Mapping[str, PeerAddress]) -> Manifest:
     """On Cilium 1.19, the patch that puts the peers' names into the pods that dial them.
 
-    Agents dial peers without KVStoreMesh; with it, only the clustermesh-apiserver does. On 1.20 the
-    names travel in the configuration itself and no pod template is touched.
+    Agents dial peers without KVStoreMesh; with it, only the clustermesh-apiserver does. Only where the
+    names do not travel in the configuration itself (`aliases_in_config`): on 1.20 no pod template is touched.
     """
-    if mesh.cilium_minor >= HOST_ALIASES_MINOR:
-        return None
     kind, name = address_patch_target(mesh)
     return {
         "apiVersion": "apps/v1",
