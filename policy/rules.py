@@ -32,6 +32,7 @@ from pulumi_policy.proxy import UnknownValueError
 
 from clustermesh.cilium import CHART_NAME, MAX_CONNECTED_CLUSTERS_CHOICES, NAMESPACE
 from clustermesh.render.mesh_config import AGENT_SECRET, KVSTOREMESH_SECRET
+from clustermesh.render.mesh_tls import certificate_secret_name
 from components.tokens import HELM_RELEASE, STACK
 from components.tokens import KUBERNETES_SECRET as SECRET
 
@@ -279,14 +280,14 @@ def _validate_apiserver_tls(args: StackValidationArgs, report: ReportViolation) 
             for role in roles
             if not [
                 s
-                for s in secrets_by_name[(provider, f"clustermesh-apiserver-{role}-cert")]
+                for s in secrets_by_name[(provider, certificate_secret_name(role))]
                 if _read(s.props, "type") == "kubernetes.io/tls"
             ]
         ]
         if missing:
             report(
                 f"cluster {name} turns the chart's TLS generation off but gets no "
-                f"{', '.join(f'clustermesh-apiserver-{m}-cert' for m in missing)} Secret",
+                f"{', '.join(certificate_secret_name(m) for m in missing)} Secret",
                 release.urn,
             )
 

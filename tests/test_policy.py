@@ -404,3 +404,12 @@ def test_policy_config_reads_the_pulumi_format_and_names_every_problem(tmp_path:
     config.write_text("[]")
     with pytest.raises(PolicyConfigError, match="expected a JSON object"):
         load_levels(config)
+
+
+def test_the_planner_applies_levels_for_every_rule_and_for_one() -> None:
+    plan = CapturedPlan("p", "dev", [], {"exposed": EC_KEY})
+    (lowered,) = check(plan, {"all": EnforcementLevel.ADVISORY})
+    assert (lowered.policy, lowered.mandatory) == ("no-plain-secret-outputs", False)
+    assert check(plan, {"no-plain-secret-outputs": EnforcementLevel.DISABLED}) == []
+    (default,) = check(plan)
+    assert default.mandatory

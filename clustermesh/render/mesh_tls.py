@@ -17,6 +17,11 @@ SERVER_USES = ("digital_signature", "key_encipherment", "server_auth", "client_a
 CLIENT_USES = ("digital_signature", "key_encipherment", "client_auth")
 
 
+def certificate_secret_name(role: str) -> str:
+    """The Secret the chart mounts a `role` certificate from (server, admin, remote or local)."""
+    return f"clustermesh-apiserver-{role}-cert"
+
+
 @dataclass(frozen=True)
 class CertificateSpec:
     role: str
@@ -28,7 +33,7 @@ class CertificateSpec:
 
     @property
     def secret_name(self) -> str:
-        return f"clustermesh-apiserver-{self.role}-cert"
+        return certificate_secret_name(self.role)
 
 
 def cluster_certificates(mesh: MeshConfig, cluster: ClusterSpec) -> list[CertificateSpec]:
