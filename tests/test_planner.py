@@ -359,3 +359,13 @@ def test_cilium_1_19_plan_writes_each_clusters_host_aliases_patch(tmp_path: Path
         aliases = patch["spec"]["template"]["spec"]["hostAliases"]
         assert {h for alias in aliases for h in alias["hostnames"]} == {f"{p}.mesh.cilium.io" for p in names - {name}}
         assert sorted(_documents(directory / "clustermesh-secrets.yaml")) == ["cilium-clustermesh"]
+
+
+def test_a_preview_writes_its_files_without_a_ca_not_issued_yet(tmp_path: Path) -> None:
+    _plan_to(tmp_path, "--stack", "dev", "--preview", "--reveal-secrets")
+    for name in ("k3scl1", "k3scl2", "k3scl3"):
+        assert sorted(_documents(tmp_path / "clusters" / name / "clustermesh-secrets.yaml")) == [
+            "cilium-clustermesh",
+            "cilium-kvstoremesh",
+        ]
+    assert not (tmp_path / "ca").exists(), "in a preview no certificate is issued, so none is written"

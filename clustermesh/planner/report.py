@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from clustermesh.planner.graph import Node, reveal
+from clustermesh.planner.graph import UNKNOWN_PLACEHOLDER, Node, reveal
 from clustermesh.planner.runner import CapturedPlan
 from components.tokens import (
     ADDRESS_PATCHES,
@@ -170,11 +170,17 @@ def write_plan(plan: CapturedPlan, out: Path, *, reveal_secrets: bool) -> list[P
     return written
 
 
+def _issued(value: Any) -> str | None:
+    """A PEM the planner can write; None in a preview, where nothing is issued yet."""
+    return None if value == UNKNOWN_PLACEHOLDER else str(value)
+
+
 def ca_certificate(plan: CapturedPlan) -> str | None:
     """The mesh CA certificate, as every cluster's TLS Secrets carry it (`ca.crt`)."""
     for node in plan.nodes:
         if node.type == KUBERNETES_SECRET and node.inputs.get("type") == "kubernetes.io/tls":
-            return str(reveal(node.inputs["stringData"], secrets=True)["ca.crt"])
+            files = reveal(node.inputs["stringData"], secrets=True)
+            return _issued(files["ca.crt"] if isinstance(files, dict) else files)
     return None
 
 
@@ -182,7 +188,7 @@ def ca_private_key(plan: CapturedPlan) -> str | None:
     """The mesh CA key, as every certificate it signs receives it."""
     for node in plan.nodes:
         if node.type == LOCALLY_SIGNED_CERT:
-            return str(reveal(node.inputs["caPrivateKeyPem"], secrets=True))
+            return _issued(reveal(node.inputs["caPrivateKeyPem"], secrets=True))
     return None
 
 
