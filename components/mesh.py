@@ -25,7 +25,7 @@ from clustermesh import cilium
 from clustermesh.model import ClusterSpec, MeshConfig, ServiceType
 from clustermesh.render import mesh_config
 from clustermesh.render.mesh_config import EncodedPeers, PeerAddress, ServiceTarget
-from clustermesh.render.mesh_tls import CA_COMMON_NAME, CertificateSpec, cluster_certificates
+from clustermesh.render.mesh_tls import CA_COMMON_NAME, CertificateSpec, cluster_certificates, remote_users
 from components.mesh_cluster import MeshCluster
 from components.tokens import MESH
 
@@ -33,9 +33,8 @@ DNS_TTL_SECONDS = 60
 """Short, so a load balancer that moves is found again within a minute."""
 
 
-def _private_key(name: str, parent: pulumi.Resource) -> tls.PrivateKey:
-    # ECDSA P-256, as Cilium's own certgen issues them.
-    return tls.PrivateKey(name, algorithm="ECDSA", ecdsa_curve="P256", opts=pulumi.ResourceOptions(parent=parent))
+ROUTE53_REGION = "us-east-1"
+"""Route 53 is a global service whose API AWS serves from us-east-1; the record needs no other region."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +56,13 @@ class Mesh(pulumi.ComponentResource):
     def __init__(self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(MESH, name, None, opts)
         self._mesh = args.mesh
-        ca_key = _private_key(f"{name}-ca", self)
+        # Explicit providers for everything the Mesh makes outside the clusters: stacks disable every default
+        # provider, so nothing can reach an account or endpoint the stack does not name.
+        self._tls = tls.Provider(f"{name}-tls", opts=pulumi.ResourceOptions(parent=self))
+        self._aws: aws.Provider | None = None
+        if any(c.apiserver_exposure.route53_zone_id for c in args.mesh.clusters):
+            self._aws = aws.Provider(f"{name}-aws", region=ROUTE53_REGION, opts=pulumi.ResourceOptions(parent=self))
+        ca_key = self._private_key(f"{name}-ca")
         ca_cert = tls.SelfSignedCert(
             f"{name}-ca",
             private_key_pem=ca_key.private_key_pem,
@@ -66,7 +71,7 @@ class Mesh(pulumi.ComponentResource):
             validity_period_hours=args.mesh.certificates.ca_validity_hours,
             early_renewal_hours=args.mesh.certificates.early_renewal_hours,
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self._tls_child(),
         )
         self.ca_cert_pem = ca_cert.cert_pem
         self.ca_private_key_pem = pulumi.Output.secret(ca_key.private_key_pem)
@@ -83,6 +88,7 @@ class Mesh(pulumi.ComponentResource):
         names = [cluster.cluster_name for cluster in args.clusters]
         for cluster in args.clusters:
             self._clustermesh_secrets(cluster, peers, names)
+            self._remote_users(cluster, names)
             if not mesh_config.aliases_in_config(args.mesh):
                 self._address_patch(cluster, everyone)
 
@@ -96,8 +102,8 @@ class Mesh(pulumi.ComponentResource):
     ) -> k8s.core.v1.Secret:
         """Issue one certificate and store it where the chart mounts it, in that cluster only."""
         prefix = f"{cluster.cluster_name}-{cert.role}"
-        child = pulumi.ResourceOptions(parent=self)
-        key = _private_key(prefix, self)
+        child = self._tls_child()
+        key = self._private_key(prefix)
         request = tls.CertRequest(
             prefix,
             private_key_pem=key.private_key_pem,
@@ -127,6 +133,13 @@ class Mesh(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider),
         )
+
+    def _tls_child(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=self._tls)
+
+    def _private_key(self, name: str) -> tls.PrivateKey:
+        # ECDSA P-256, as Cilium's own certgen issues them.
+        return tls.PrivateKey(name, algorithm="ECDSA", ecdsa_curve="P256", opts=self._tls_child())
 
     def _address(self, cluster: MeshCluster, spec: ClusterSpec) -> pulumi.Output[PeerAddress]:
         exposure = self._mesh.apiserver_exposure
@@ -166,7 +179,7 @@ class Mesh(pulumi.ComponentResource):
             type=record.apply(lambda r: r[0]),
             records=record.apply(lambda r: r[1]),
             ttl=DNS_TTL_SECONDS,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, provider=self._aws),
         )
 
     def _clustermesh_secrets(
@@ -178,6 +191,16 @@ class Mesh(pulumi.ComponentResource):
         # Known from the peers' names alone: no dependency on any address, and settled at preview.
         if (local := mesh_config.local_agent_secret(self._mesh, name, names)) is not None:
             self._opaque_secret(cluster, local["metadata"]["name"], _read_only(local))
+
+    def _remote_users(self, cluster: MeshCluster, names: Sequence[str]) -> None:
+        """The etcd users cluster's clustermesh-apiserver creates for its peers: removing a cluster revokes it here."""
+        users = remote_users(cluster.cluster_name, names)
+        k8s.core.v1.ConfigMap(
+            f"{cluster.cluster_name}-{users['metadata']['name']}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(**users["metadata"]),
+            data=users["data"],
+            opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider),
+        )
 
     def _opaque_secret(self, cluster: MeshCluster, secret_name: str, data: pulumi.Input[Mapping[str, str]]) -> None:
         k8s.core.v1.Secret(

@@ -19,6 +19,16 @@ from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP, calico_chaining_co
 from components.tokens import MESH_CLUSTER
 
 
+def cluster_identity(spec: ClusterSpec) -> dict[str, object]:
+    """The component's own inputs: the cluster's name, ID, CNI and pod ranges, as a preview shows them."""
+    return {
+        "clusterName": spec.name,
+        "clusterId": spec.id,
+        "cni": spec.cni.value,
+        "podCidrs": [str(c) for c in spec.pod_cidrs],
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class MeshClusterArgs:
     mesh: MeshConfig
@@ -42,8 +52,10 @@ class MeshCluster(pulumi.ComponentResource):
     cluster_id: int
 
     def __init__(self, name: str, args: MeshClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(MESH_CLUSTER, name, None, opts)
         spec = args.cluster
+        # What the mesh needs to know of every cluster whatever installs its pods' addresses (Cilium's
+        # cluster-pool, the AWS VPC CNI, Calico): the policy pack checks these across clusters.
+        super().__init__(MESH_CLUSTER, name, cluster_identity(spec), opts)
         self.cluster_name = spec.name
         self.cluster_id = spec.id
         self.kubeconfig = pulumi.Output.secret(args.kubeconfig)

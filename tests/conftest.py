@@ -53,7 +53,7 @@ COMPLIANT_EXPOSURE = {"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0
 
 def write_stack_file(path: Path, clusters: list[dict[str, Any]], **mesh: Any) -> Path:
     mesh.setdefault("apiserverExposure", COMPLIANT_EXPOSURE)
-    config: dict[str, Any] = {"pulumi:disable-default-providers": ["kubernetes"], "clustermesh:clusters": clusters}
+    config: dict[str, Any] = {"pulumi:disable-default-providers": ["*"], "clustermesh:clusters": clusters}
     config.update({f"clustermesh:{k}": v for k, v in mesh.items()})
     path.write_text(yaml.safe_dump({"config": config}))
     return path

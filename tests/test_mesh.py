@@ -226,12 +226,13 @@ def test_certificate_lifetimes_follow_the_config() -> None:
 
 
 def test_client_certificates_carry_the_identities_etcd_authorizes() -> None:
-    """The clustermesh-apiserver grants its state to user `remote`; peers present the remote certificate."""
+    """authMode cluster: each cluster presents its own remote identity, which its peers' etcd users name."""
     plan = plan_raw(raw_config(three_clusters()))
     names = {
         n.name: n.inputs["subject"]["commonName"] for n in plan.nodes if n.type.endswith("certRequest:CertRequest")
     }
-    assert names["beta-remote"] == "remote"
+    assert names["beta-remote"] == "remote-beta"
+    assert names["alpha-remote"] == "remote-alpha"
     assert names["beta-admin"] == "admin-beta"
     assert names["beta-local"] == "local-beta"
     assert names["beta-server"] == "clustermesh-apiserver.kube-system.svc"
@@ -292,3 +293,53 @@ def test_each_added_cluster_costs_the_same_number_of_outputs(monkeypatch: pytest
         plan_raw(raw_config(_mesh_of(size)))
         outputs[size] = made
     assert outputs[16] - outputs[8] == 2 * (outputs[8] - outputs[4]), outputs
+
+
+def _remote_users(plan: CapturedPlan) -> dict[str, list[dict[str, str]]]:
+    """Each cluster's `clustermesh-remote-users` users, by the cluster whose provider the ConfigMap goes through."""
+    cluster_of = {n.urn: n.name for n in plan.nodes if n.type == "clustermesh:index:MeshCluster"}
+    provider_of = {n.urn: cluster_of[n.parent] for n in plan.nodes if n.type == "pulumi:providers:kubernetes"}
+    found = {}
+    for node in plan.nodes:
+        if (
+            node.type == "kubernetes:core/v1:ConfigMap"
+            and node.inputs["metadata"]["name"] == "clustermesh-remote-users"
+        ):
+            assert node.inputs["metadata"]["namespace"] == "kube-system"
+            found[provider_of[node.provider]] = yaml.safe_load(node.inputs["data"]["users.yaml"])["users"]
+    return found
+
+
+def test_every_cluster_gets_the_remote_users_of_exactly_its_peers_known_at_preview() -> None:
+    """The clustermesh-apiserver mounts this ConfigMap (authMode cluster); without it the pod never starts."""
+    plan = plan_raw(raw_config(three_clusters()), preview=True)
+    users = _remote_users(plan)
+    assert users == {
+        "alpha": [{"name": "remote-beta", "role": "remote"}, {"name": "remote-gamma", "role": "remote"}],
+        "beta": [{"name": "remote-alpha", "role": "remote"}, {"name": "remote-gamma", "role": "remote"}],
+        "gamma": [{"name": "remote-alpha", "role": "remote"}, {"name": "remote-beta", "role": "remote"}],
+    }
+
+
+def test_the_chart_runs_in_cluster_auth_mode_and_1_19_renders_no_certificate_secrets() -> None:
+    plan = plan_raw(raw_config(three_clusters(), ciliumVersion="1.19.6"))
+    releases = [n for n in plan.nodes if n.type == "kubernetes:helm.sh/v3:Release"]
+    assert len(releases) == 3
+    for release in releases:
+        tls = release.inputs["values"]["clustermesh"]["apiserver"]["tls"]
+        assert tls == {"auto": {"enabled": False}, "authMode": "cluster", "enableSecrets": False}
+
+
+def test_every_provider_backed_resource_names_its_provider() -> None:
+    """Stacks disable every default provider: a TLS key or a Route 53 record without one would fail `pulumi up`."""
+    clusters = three_clusters()
+    clusters[0]["apiserverExposure"] = {"hostname": "alpha.apiserver.example.net", "route53ZoneId": "Z0EXAMPLE"}
+    plan = plan_raw(raw_config(clusters))
+    providers = {
+        n.urn: n.type.removeprefix("pulumi:providers:") for n in plan.nodes if n.type.startswith("pulumi:providers:")
+    }
+    assert sorted(set(providers.values())) == ["aws", "kubernetes", "tls"]
+    for node in plan.nodes:
+        if node.custom and not node.type.startswith("pulumi:providers:"):
+            package = node.type.split(":", 1)[0]
+            assert providers.get(node.provider) == package, (node.name, node.type, node.provider)

@@ -81,12 +81,13 @@ def test_calico_chaining_configmap_is_applied_before_cilium() -> None:
     """Cilium's agent reads the conflist at start; installing it first avoids a crash-looping first rollout."""
     entry = cluster("os1", 1, "10.1.0.0/16", cni="calico", nodeCidr="192.168.1.0/24", routing={"mode": "native"})
     plan = plan_raw(raw_config([entry], nativeRoutingCidrs=["10.0.0.0/8"]))
-    (configmap,) = _by_type(plan, "kubernetes:core/v1:ConfigMap")
+    (configmap,) = [n for n in _by_type(plan, "kubernetes:core/v1:ConfigMap") if n.name == "os1-cni-configuration"]
     assert configmap.inputs["metadata"] == {"name": "cni-configuration", "namespace": "kube-system"}
     assert "cni-config" in configmap.inputs["data"]
     (release,) = _by_type(plan, HELM_RELEASE)
     assert configmap.urn in release.dependencies
-    assert _by_type(plan_raw(raw_config(three_clusters())), "kubernetes:core/v1:ConfigMap") == []
+    others = _by_type(plan_raw(raw_config(three_clusters())), "kubernetes:core/v1:ConfigMap")
+    assert [n for n in others if n.inputs["metadata"]["name"] == "cni-configuration"] == []
 
 
 def test_release_status_is_exported_per_cluster() -> None:

@@ -11,9 +11,12 @@ from typing import Any
 from clustermesh.cilium import CLUSTER_POOL_MASK
 from clustermesh.model import ClusterSpec, CniMode, MeshConfig, RoutingMode, ServiceType
 from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP
+from clustermesh.render.mesh_tls import AUTH_MODE
 
 Values = dict[str, Any]
 EXTERNAL_DNS_HOSTNAME = "external-dns.alpha.kubernetes.io/hostname"
+TLS_VALUES_REMOVED_MINOR = 20
+"""Cilium 1.20 removed `clustermesh.apiserver.tls.{server,admin,remote,enableSecrets}` from its chart."""
 
 
 def cilium_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
@@ -82,11 +85,20 @@ def _clustermesh_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
         "apiserver": {
             "kvstoremesh": {"enabled": mesh.kvstoremesh},
             "service": _service_values(mesh, cluster),
-            # The program issues every clustermesh certificate from one mesh CA (components.mesh);
-            # certificates the chart generated would each come from a CA of its own cluster.
-            "tls": {"auto": {"enabled": False}},
+            "tls": _tls_values(mesh),
         },
     }
+
+
+def _tls_values(mesh: MeshConfig) -> Values:
+    # The program issues every clustermesh certificate from one mesh CA (components.mesh); certificates the
+    # chart generated would each come from a CA of its own cluster.
+    tls: Values = {"auto": {"enabled": False}, "authMode": AUTH_MODE}
+    if mesh.cilium_minor < TLS_VALUES_REMOVED_MINOR:
+        # 1.19 would otherwise render the certificate Secrets from (empty) values and fail; the program's own
+        # Secrets stand in their place.
+        tls["enableSecrets"] = False
+    return tls
 
 
 def _service_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:

@@ -1,20 +1,39 @@
 """The clustermesh certificates of one cluster, as Cilium's chart would issue them (identities and names).
 
 With `clustermesh.apiserver.tls.auto.enabled=false` the chart mounts these pre-created Secrets
-(`kubernetes.io/tls`, keys `ca.crt`, `tls.crt`, `tls.key`); the CNs are what etcd turns into users.
+(`kubernetes.io/tls`, keys `ca.crt`, `tls.crt`, `tls.key`); the CNs are what etcd turns into users:
+`admin-<c>` (root), `local-<c>` (the agents' read of the KVStoreMesh cache) and, with
+`authMode: cluster`, `remote-<c>`, the identity under which cluster c reads its peers' state. Each peer's
+etcd knows that user only while its `clustermesh-remote-users` ConfigMap lists it
+(`remote_users`), so removing a cluster from the mesh revokes its access everywhere.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import yaml
 
 from clustermesh import cilium
 from clustermesh.model import ClusterSpec, MeshConfig
 from clustermesh.render.mesh_config import peer_hostname
 
 CA_COMMON_NAME = "Cilium Cluster Mesh CA"
+REMOTE_USERS_CONFIGMAP = "clustermesh-remote-users"
+"""Mounted (not optional) by the clustermesh-apiserver whenever `authMode` is not `legacy`; the chart renders it
+only from its own peer list (`clustermesh.config`), which the program keeps off, so the program provides it."""
+REMOTE_USERS_KEY = "users.yaml"
+AUTH_MODE = "cluster"
+"""`clustermesh.apiserver.tls.authMode`: one etcd user per remote cluster, each revocable on its own."""
 SERVER_USES = ("digital_signature", "key_encipherment", "server_auth", "client_auth")
 CLIENT_USES = ("digital_signature", "key_encipherment", "client_auth")
+
+
+def remote_user(cluster_name: str) -> str:
+    """The etcd user (and remote certificate CN) of cluster `cluster_name` in its peers' clustermesh-apiservers."""
+    return f"remote-{cluster_name}"
 
 
 def certificate_secret_name(role: str) -> str:
@@ -58,10 +77,26 @@ def cluster_certificates(mesh: MeshConfig, cluster: ClusterSpec) -> list[Certifi
             uses=SERVER_USES,
         ),
         CertificateSpec(role="admin", common_name=f"admin-{cluster.name}"),
-        # CN `remote`: the user every clustermesh-apiserver grants read access to its state
-        # (authMode legacy and migration, the chart's default).
-        CertificateSpec(role="remote", common_name="remote"),
+        # The identity this cluster presents to every peer; each peer grants it read access to its state
+        # for as long as its users ConfigMap names it.
+        CertificateSpec(role="remote", common_name=remote_user(cluster.name)),
     ]
     if mesh.kvstoremesh:
         specs.append(CertificateSpec(role="local", common_name=f"local-{cluster.name}"))
     return specs
+
+
+def remote_users(local: str, names: Iterable[str]) -> dict[str, Any]:
+    """Cluster `local`'s `clustermesh-remote-users` ConfigMap: an etcd user with role `remote` per peer, never itself.
+
+    The clustermesh-apiserver watches this file and creates the users that appear and deletes those that
+    disappear, without a restart (cilium/cilium clustermesh-apiserver/clustermesh/users_mgmt.go). It needs
+    the peers' names only, so it is known at preview and waits on no other cluster.
+    """
+    users = [{"name": remote_user(name), "role": "remote"} for name in sorted(set(names) - {local})]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": REMOTE_USERS_CONFIGMAP, "namespace": cilium.NAMESPACE},
+        "data": {REMOTE_USERS_KEY: yaml.safe_dump({"users": users}, sort_keys=False)},
+    }
