@@ -5,11 +5,13 @@ Field names are snake_case here and camelCase in stack files (`podCidrs`, `loadB
 
 from __future__ import annotations
 
+import json
+import re
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 from pydantic.alias_generators import to_camel
 
 from clustermesh.cilium import MAX_CONNECTED_CLUSTERS_CHOICES, cluster_name_problem
@@ -20,13 +22,61 @@ PROJECT = "clustermesh"
 DEFAULT_CILIUM_VERSION = "1.20.0"
 DEFAULT_DOMAIN = "mesh.cilium.io"
 DEFAULT_NODE_PORT = 32379
+MAX_HOURS = 100 * 8766
+"""Any certificate lifetime beyond 100 years (in hours) is a typo, and overflows the date arithmetic."""
+
+UNDECRYPTED_SECRET = "planner-cannot-decrypt:{key}"
+"""What the offline planner hands the program for a `secure:` value it cannot decrypt: checked no further."""
+
+
+def shown(value: object) -> str:
+    """A value as the stack file would spell it, for messages: `null`, `true`, `'text'`, `12`.
+
+    Lists and mappings are named, never printed: their text could be long, or part of a secret.
+    """
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, int | float):
+        return str(value)
+    return {list: "a list", tuple: "a list", dict: "a mapping"}.get(type(value), "a value of another kind")
+
+
+def _whole_number(value: object) -> object:
+    """Integers as YAML writes them (or the engine's text of one); never a boolean, never a fraction."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        return int(value)
+    raise ValueError(f"must be a whole number (got {shown(value)})")
+
+
+def _flag(value: object) -> object:
+    """Booleans as YAML writes them, or the engine's text `true`/`false` (as pulumi.Config.get_bool)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip() in {"true", "false"}:
+        return value.strip() == "true"
+    raise ValueError(f"must be true or false (got {shown(value)})")
+
+
+def _hours(value: int) -> int:
+    if value > MAX_HOURS:
+        raise ValueError(f"{value} hours is more than 100 years; give at most {MAX_HOURS}")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Hours = Annotated[int, BeforeValidator(_whole_number), AfterValidator(_hours)]
 
 
 def _network(value: object) -> IPv4Network | IPv6Network:
     if isinstance(value, IPv4Network | IPv6Network):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a CIDR such as 10.1.0.0/16")
+        raise ValueError(f"must be a CIDR such as 10.1.0.0/16 (got {shown(value)})")
     try:
         return ip_network(value)
     except ValueError as exc:
@@ -36,8 +86,10 @@ def _network(value: object) -> IPv4Network | IPv6Network:
 def _address(value: object) -> IPv4Address | IPv6Address:
     if isinstance(value, IPv4Address | IPv6Address):
         return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be an IP address such as 192.0.2.10 (got {shown(value)})")
     try:
-        return ip_address(str(value))
+        return ip_address(value)
     except ValueError:
         raise ValueError(f"{value!r} is not an IP address") from None
 
@@ -112,7 +164,7 @@ class Kubeconfig(_Model):
 class Routing(_Model):
     mode: RoutingMode = RoutingMode.TUNNEL
     tunnel_protocol: TunnelProtocol = TunnelProtocol.VXLAN
-    auto_direct_node_routes: bool = False
+    auto_direct_node_routes: Flag = False
     """Native routing only: install routes to other nodes' pod CIDRs (nodes must share an L2 segment)."""
 
 
@@ -142,22 +194,22 @@ class MeshExposure(_Model):
     """Client networks allowed through the LoadBalancer: the other clusters' node (and pod) networks."""
     annotations: dict[str, str] = Field(default_factory=dict)
     """Service annotations, e.g. to make a cloud load balancer internal."""
-    node_port: int = Field(default=DEFAULT_NODE_PORT, ge=30000, le=32767)
+    node_port: WholeNumber = Field(default=DEFAULT_NODE_PORT, ge=30000, le=32767)
 
 
 class Certificates(_Model):
     """Lifetimes of the mesh CA and the clustermesh certificates the program issues."""
 
-    ca_validity_hours: int = Field(default=3 * 8760, gt=0)
-    validity_hours: int = Field(default=8760, gt=0)
+    ca_validity_hours: Hours = Field(default=3 * 8760, gt=0)
+    validity_hours: Hours = Field(default=8760, gt=0)
     """Leaf certificates: one year, as Cilium 1.20's own certValidityDuration."""
-    early_renewal_hours: int = Field(default=30 * 24, ge=0)
+    early_renewal_hours: Hours = Field(default=30 * 24, ge=0)
     """A `pulumi up` this close to expiry re-issues the certificate, so a scheduled up rotates in time."""
 
 
 class ClusterSpec(_Model):
     name: Annotated[str, AfterValidator(_cluster_name)]
-    id: Annotated[int, AfterValidator(_cluster_id)]
+    id: Annotated[int, BeforeValidator(_whole_number), AfterValidator(_cluster_id)]
     kind: ClusterKind
     pod_cidrs: tuple[IPNetwork, ...] = Field(min_length=1)
     """One IPv4 CIDR, then optionally one IPv6 CIDR."""
@@ -166,10 +218,10 @@ class ClusterSpec(_Model):
     kubeconfig: Kubeconfig
     cni: CniMode = CniMode.CILIUM
     routing: Routing = Routing()
-    kube_proxy_replacement: bool = False
+    kube_proxy_replacement: Flag = False
     k8s_service_host: str | None = Field(default=None, alias="k8sServiceHost")
     """API server address for agents when kube-proxy is replaced; `auto` reads kube-public/cluster-info."""
-    k8s_service_port: int | None = Field(default=None, ge=1, le=65535, alias="k8sServicePort")
+    k8s_service_port: WholeNumber | None = Field(default=None, ge=1, le=65535, alias="k8sServicePort")
     apiserver_exposure: ClusterExposure = ClusterExposure()
 
     @property
@@ -186,10 +238,12 @@ class MeshConfig(_Model):
 
     cilium_version: str = DEFAULT_CILIUM_VERSION
     """The Cilium Helm chart version, pinned (x.y.z)."""
-    max_connected_clusters: Annotated[int, AfterValidator(_max_connected_clusters)] = 255
+    max_connected_clusters: Annotated[int, BeforeValidator(_whole_number), AfterValidator(_max_connected_clusters)] = (
+        255
+    )
     domain: str = DEFAULT_DOMAIN
     """Clusters reach each other's clustermesh-apiserver as `<cluster>.<domain>`."""
-    kvstoremesh: bool = True
+    kvstoremesh: Flag = True
     apiserver_exposure: MeshExposure = MeshExposure()
     native_routing_cidrs: tuple[IPNetwork, ...] = ()
     """With native routing: the ranges (one per family) that hold every cluster's pod CIDRs."""
