@@ -20,8 +20,10 @@ from clustermesh.config import ConfigError, load_stack_config
 from clustermesh.planner.graph import Node
 
 if TYPE_CHECKING:
+    from clustermesh.model import MeshConfig
     from clustermesh.planner.policy_check import Violation
-from clustermesh.planner.stackfile import StackFileError, find_project_dir, load_stack
+    from clustermesh.planner.runner import CapturedPlan
+from clustermesh.planner.stackfile import StackFileError, StackSettings, find_project_dir, load_stack
 from components.tokens import MESH_CLUSTER
 
 EXIT_INVALID_CONFIG = 2
@@ -29,6 +31,13 @@ EXIT_FAILURE = 1
 EXIT_POLICY_VIOLATION = 3
 PROGRESS_THRESHOLD = 20
 """Meshes with more clusters than this show a progress bar while they plan."""
+TREE_THRESHOLD = 16
+"""Meshes with more clusters than this print a table with a row per cluster; their tree only with --tree."""
+REVEAL_WARNING = (
+    "warning: --reveal-secrets: private keys and secret values are shown in what is printed and written "
+    "(files that hold them are mode 0600). The keys and certificates are planner fixtures, random for this run "
+    "and valid for one day: never deploy them."
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err = Console(stderr=True)
@@ -60,15 +69,52 @@ def plan(  # noqa: PLR0917 - typer maps each option to a parameter
     policy_config: Annotated[
         Path | None, typer.Option(help="Enforcement overrides, as for `pulumi preview --policy-pack-config`.")
     ] = None,
+    cluster: Annotated[str | None, typer.Option(help="Print only this cluster's resources.")] = None,
+    tree: Annotated[
+        bool, typer.Option(help=f"Print every cluster's tree even for a mesh of more than {TREE_THRESHOLD} clusters.")
+    ] = False,
 ) -> None:
     """Plan the mesh of a stack: print its resources per cluster and write what each cluster gets."""
     # Imported here so that an invalid configuration is reported before the Pulumi SDK is even loaded.
     from clustermesh.planner.policy_check import PolicyConfigError, check, load_levels  # noqa: PLC0415
-    from clustermesh.planner.report import plan_document, print_summary, print_tree, write_plan  # noqa: PLC0415
     from clustermesh.planner.runner import fewer_collections, run_program  # noqa: PLC0415
 
     if stack is not None and config is not None:
         raise _fail(EXIT_INVALID_CONFIG, ["give --stack or --config, not both"], "usage error")
+    if as_json and cluster is not None:
+        raise _fail(EXIT_INVALID_CONFIG, ["--json prints the whole plan; --cluster narrows the tree"], "usage error")
+    project, settings, mesh = _load(project_dir, stack, config)
+    names = [c.name for c in mesh.clusters]
+    if cluster is not None and cluster not in names:
+        raise _fail(EXIT_INVALID_CONFIG, [f"the stack's clusters are: {', '.join(names)}"], f"no cluster {cluster!r}")
+    try:
+        levels = load_levels(policy_config) if policy_config is not None else {}
+    except PolicyConfigError as exc:
+        raise _fail(EXIT_INVALID_CONFIG, exc.problems, "cannot read the policy config") from None
+    if out is not None:
+        _check_out(out)
+    if reveal_secrets:
+        print(REVEAL_WARNING, file=sys.stderr)
+
+    with fewer_collections():  # a large plan is one heap that only grows until the command ends
+        stdout = Console(stderr=as_json)
+        with _progress(len(mesh.clusters)) as on_register:
+            try:
+                captured = run_program(
+                    project, settings, preview=preview, on_register=on_register, random_keys=reveal_secrets
+                )
+            except Exception as exc:
+                raise _fail(EXIT_FAILURE, [f"{type(exc).__name__}: {exc}"], "the program failed to plan") from None
+
+        _show(captured, stdout, as_json=as_json, reveal_secrets=reveal_secrets, cluster=cluster, tree=tree)
+        if out is not None:
+            _write_out(captured, out, stdout, reveal_secrets=reveal_secrets)
+        if policy and _report_violations(check(captured, levels)):
+            raise typer.Exit(EXIT_POLICY_VIOLATION)
+
+
+def _load(project_dir: Path, stack: str | None, config: Path | None) -> tuple[Path, StackSettings, MeshConfig]:
+    """The project, its stack's settings and the validated mesh; exit 2 with every problem if any."""
     try:
         project = find_project_dir(project_dir.resolve())
         settings = load_stack(project, stack=stack, config_file=config)
@@ -80,33 +126,56 @@ def plan(  # noqa: PLR0917 - typer maps each option to a parameter
         raise _fail(
             EXIT_INVALID_CONFIG, [str(p) for p in exc.problems], f"invalid configuration in {settings.source}"
         ) from None
+    return project, settings, mesh
+
+
+def _check_out(out: Path) -> None:
+    """Refuse, before planning, an --out directory the planner would refuse to write (exit 2)."""
+    from clustermesh.planner.report import OutDirError, check_out_dir  # noqa: PLC0415
 
     try:
-        levels = load_levels(policy_config) if policy_config is not None else {}
-    except PolicyConfigError as exc:
-        raise _fail(EXIT_INVALID_CONFIG, exc.problems, "cannot read the policy config") from None
+        check_out_dir(out)
+    except OutDirError as exc:
+        raise _fail(EXIT_INVALID_CONFIG, [str(exc)], "cannot write the plan there") from None
 
-    with fewer_collections():  # a large plan is one heap that only grows until the command ends
-        stdout = Console(stderr=as_json)
-        with _progress(len(mesh.clusters)) as on_register:
-            try:
-                captured = run_program(project, settings, preview=preview, on_register=on_register)
-            except Exception as exc:
-                raise _fail(EXIT_FAILURE, [f"{type(exc).__name__}: {exc}"], "the program failed to plan") from None
 
-        if as_json:
-            print(json.dumps(plan_document(captured, reveal_secrets=reveal_secrets), indent=2, sort_keys=True))
-        else:
-            print_tree(captured, stdout)
-            print_summary(captured, stdout)
-        if out is not None:
-            try:
-                written = write_plan(captured, out, reveal_secrets=reveal_secrets)
-            except OSError as exc:
-                raise _fail(EXIT_FAILURE, [str(exc)], f"cannot write the plan to {out}") from None
-            stdout.print(f"wrote {len(written)} files under {out}")
-        if policy and _report_violations(check(captured, levels)):
-            raise typer.Exit(EXIT_POLICY_VIOLATION)
+def _show(
+    captured: CapturedPlan, stdout: Console, *, as_json: bool, reveal_secrets: bool, cluster: str | None, tree: bool
+) -> None:
+    """plan.json on stdout; or one cluster's tree; or every cluster's (a table per cluster for a big mesh)."""
+    from clustermesh.planner.report import (  # noqa: PLC0415
+        cluster_components,
+        plan_document,
+        print_clusters,
+        print_summary,
+        print_tree,
+    )
+
+    if as_json:
+        print(json.dumps(plan_document(captured, reveal_secrets=reveal_secrets), indent=2, sort_keys=True))
+        return
+    if cluster is not None:
+        print_tree(captured, stdout, cluster=cluster)
+        print_summary(captured, stdout, cluster=cluster)
+        return
+    big = len(cluster_components(captured)) > TREE_THRESHOLD
+    if tree or not big:
+        print_tree(captured, stdout)
+    if big:
+        print_clusters(captured, stdout)
+    print_summary(captured, stdout)
+
+
+def _write_out(captured: CapturedPlan, out: Path, stdout: Console, *, reveal_secrets: bool) -> None:
+    from clustermesh.planner.report import OutDirError, write_plan  # noqa: PLC0415
+
+    try:
+        written = write_plan(captured, out, reveal_secrets=reveal_secrets)
+    except OutDirError as exc:
+        raise _fail(EXIT_INVALID_CONFIG, [str(exc)], "cannot write the plan there") from None
+    except OSError as exc:
+        raise _fail(EXIT_FAILURE, [str(exc)], f"cannot write the plan to {out}") from None
+    stdout.print(f"wrote {len(written)} files under {out}")
 
 
 def _report_violations(violations: list[Violation]) -> bool:

@@ -1,8 +1,13 @@
 """Deterministic, realistic outputs for what the cloud would return, so the program runs end to end offline.
 
-Every value derives from the resource's name and inputs: the same stack plans to the same bytes, and
-two plans can be diffed. In preview mode cloud-computed outputs are left out, which the engine reads as
-unknown, exactly as in a `pulumi preview` of resources that do not exist yet.
+Every value derives from the resource's name and inputs (key material from the stack, see `fabricate_tls`):
+the same stack plans to the same bytes, and two plans can be diffed. In preview mode cloud-computed outputs
+are left out, which the engine reads as unknown, exactly as in a `pulumi preview` of resources that do not
+exist yet.
+
+A Service the program reads (`Service.get`: the clustermesh-apiserver's belongs to the Cilium chart) has no
+spec to go by, so its load balancer is answered from the values of the Helm release installed through the
+same provider, as the cloud would answer for the Service that release creates.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from typing import Any
 from pulumi.runtime import Mocks, rpc
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
 
-from clustermesh.planner import fabricate_tls
-from clustermesh.planner.graph import Secret, decode
+from clustermesh.planner.fabricate_tls import Fixtures
+from clustermesh.planner.graph import Secret, decode, provider_urn
+from components.tokens import HELM_RELEASE
 
 State = dict[str, Any]
 Fabricator = Callable[[MockResourceArgs, State], State]
@@ -44,34 +50,53 @@ def _secret(value: Any) -> dict[str, Any]:
     return {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
 
 
-def _private_key(args: MockResourceArgs, inputs: State) -> State:
-    state = fabricate_tls.private_key(args.name, inputs)
-    return {k: _secret(v) if k.startswith("privateKey") else v for k, v in state.items()}
-
-
 def fabricated_lb_address(cluster_resource: str) -> str:
     """A LoadBalancer address from 198.18.0.0/15 (RFC 2544 benchmarking), stable per resource."""
     digest = hashlib.sha256(cluster_resource.encode()).digest()
     return f"198.{18 + digest[0] % 2}.{digest[1]}.{digest[2] % 254 + 1}"
 
 
-def _service(args: MockResourceArgs, inputs: State) -> State:
-    spec = inputs.get("spec") or {}
-    if spec.get("type", "LoadBalancer") != "LoadBalancer":
+AWS_ANNOTATION_PREFIX = "service.beta.kubernetes.io/aws-load-balancer-"
+AWS_LOAD_BALANCER_CLASSES = frozenset({"service.k8s.aws/nlb"})
+FABRICATED_AWS_REGION = "us-east-1"
+"""The region in a fabricated AWS load balancer's hostname (nothing in the plan says which region it is)."""
+
+
+def asks_for_aws_load_balancer(service: State) -> bool:
+    """Whether a Service (its `annotations` and `loadBalancerClass`) is one AWS fronts: the in-tree controller
+    and the AWS Load Balancer Controller both read `service.beta.kubernetes.io/aws-load-balancer-*`."""
+    annotations = service.get("annotations")
+    if isinstance(annotations, dict) and any(str(k).startswith(AWS_ANNOTATION_PREFIX) for k in annotations):
+        return True
+    return service.get("loadBalancerClass") in AWS_LOAD_BALANCER_CLASSES
+
+
+def aws_load_balancer_hostname(namespace: str, name: str, resource: str) -> str:
+    """An AWS load balancer's DNS name as the AWS Load Balancer Controller forms it, stable per resource."""
+
+    def short(text: str) -> str:
+        return "".join(c for c in text if c.isalnum())[:8]
+
+    return f"k8s-{short(namespace)}-{short(name)}-{stable_id(resource)[:10]}.elb.{FABRICATED_AWS_REGION}.amazonaws.com"
+
+
+def load_balancer_status(service: State, *, namespace: str, name: str, resource: str) -> State:
+    """What a cloud reports for a Service described by `service` (`type`, `loadBalancerIP`, `annotations`,
+    `loadBalancerClass`): nothing unless it is a LoadBalancer; for AWS a hostname and no IP, as AWS gives; else
+    the pinned `loadBalancerIP`, or a stable fabricated one."""
+    if service.get("type", "LoadBalancer") != "LoadBalancer":
         return {}
-    ip = spec.get("loadBalancerIP") or fabricated_lb_address(args.name)
-    return {"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}}
+    if asks_for_aws_load_balancer(service):
+        return {"loadBalancer": {"ingress": [{"hostname": aws_load_balancer_hostname(namespace, name, resource)}]}}
+    ip = service.get("loadBalancerIP") or fabricated_lb_address(resource)
+    return {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}
 
 
-FABRICATORS: dict[str, Fabricator] = {
-    "kubernetes:helm.sh/v3:Release": _helm_release,
-    "kubernetes:core/v1:Service": _service,
-    "tls:index/privateKey:PrivateKey": _private_key,
-    "tls:index/selfSignedCert:SelfSignedCert": lambda a, i: fabricate_tls.self_signed_cert(a.name, i),
-    "tls:index/certRequest:CertRequest": lambda a, i: fabricate_tls.cert_request(a.name, i),
-    "tls:index/locallySignedCert:LocallySignedCert": lambda a, i: fabricate_tls.locally_signed_cert(a.name, i),
-}
-"""Cloud-computed outputs by resource type; other resources echo their inputs, as a provider's state does."""
+def _service_values(values: Any) -> State:
+    """`clustermesh.apiserver.service` of a Cilium release's values (empty where absent or unknown)."""
+    for key in ("clustermesh", "apiserver", "service"):
+        values = values.get(key) if isinstance(values, dict) else None
+    return values if isinstance(values, dict) else {}
 
 
 WRITE_ONLY: dict[str, frozenset[str]] = {"kubernetes:core/v1:Secret": frozenset({"data", "stringData"})}
@@ -92,8 +117,25 @@ def _plain(value: Any) -> Any:
 
 
 class PlanMocks(Mocks):
-    def __init__(self, *, preview: bool = False) -> None:
+    """The clouds of a plan: each resource's state as its provider would answer (see the module's docstring)."""
+
+    def __init__(self, *, preview: bool = False, fixtures: Fixtures | None = None) -> None:
         self.preview = preview
+        self.fixtures = fixtures or Fixtures.for_stack("planner", "mocks")
+        self._service_by_provider: dict[str, State] = {}
+        """Per provider URN, the clustermesh-apiserver Service its Cilium release asks for."""
+        tls = self.fixtures
+        self._fabricators: dict[str, Fabricator] = {
+            HELM_RELEASE: _helm_release,
+            "kubernetes:core/v1:Service": self._service,
+            "tls:index/privateKey:PrivateKey": lambda a, i: {
+                k: _secret(v) if k.startswith("privateKey") else v for k, v in tls.private_key(a.name, i).items()
+            },
+            "tls:index/selfSignedCert:SelfSignedCert": lambda a, i: tls.self_signed_cert(a.name, i),
+            "tls:index/certRequest:CertRequest": lambda a, i: tls.cert_request(a.name, i),
+            "tls:index/locallySignedCert:LocallySignedCert": lambda a, i: tls.locally_signed_cert(a.name, i),
+        }
+        """Cloud-computed outputs by resource type; other resources echo their inputs, as a provider's state does."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, State]:
         state = dict(args.inputs)
@@ -101,7 +143,10 @@ class PlanMocks(Mocks):
             # Present but empty: for a property missing from a provider's answer (or None) the SDK copies
             # the input back, entry by entry.
             state = {k: {} if k in WRITE_ONLY[args.typ] else v for k, v in state.items()}
-        fabricate = FABRICATORS.get(args.typ)
+        if args.typ == HELM_RELEASE and args.provider:
+            values = _plain(decode(args.inputs.get("values")))
+            self._service_by_provider[provider_urn(args.provider)] = _service_values(values)
+        fabricate = self._fabricators.get(args.typ)
         if args.resource_id and args.resource_id != rpc.UNKNOWN:  # a read the engine can do, even in preview
             return args.resource_id, state | self._fabricated(fabricate, args)
         if self.preview:
@@ -111,6 +156,18 @@ class PlanMocks(Mocks):
     @staticmethod
     def _fabricated(fabricate: Fabricator | None, args: MockResourceArgs) -> State:
         return fabricate(args, _plain(decode(args.inputs))) if fabricate else {}
+
+    def _service(self, args: MockResourceArgs, inputs: State) -> State:
+        metadata = inputs.get("metadata") or {}
+        namespace, _, name = (args.resource_id or "").rpartition("/")
+        namespace, name = metadata.get("namespace") or namespace or "default", metadata.get("name") or name
+        spec = inputs.get("spec")
+        if spec is not None:  # a Service the program manages: its own spec and annotations
+            service = {**spec, "annotations": metadata.get("annotations") or {}}
+        else:  # a read: the Service of the release installed through the same provider, if any
+            service = self._service_by_provider.get(provider_urn(args.provider or ""), {})
+        status = load_balancer_status(service, namespace=namespace, name=name, resource=args.name)
+        return {"status": status} if status else {}
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None

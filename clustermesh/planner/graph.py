@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import struct_pb2
+from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
@@ -47,6 +47,11 @@ class Node:
     read: bool = False
     """Read from the cloud (`Resource.get`) rather than managed."""
     options: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+    """The id the mocks answered (None for a component, and for a resource a preview has not created)."""
+    outputs: dict[str, Any] | None = None
+    """The state the mocks answered (decoded, each echoed input shared with `inputs`, not copied); for a component,
+    the outputs it registered. None where nothing was answered."""
 
 
 def decode(value: Any) -> Any:  # noqa: PLR0911 - one return per wire encoding
@@ -90,7 +95,7 @@ def reveal(value: Any, *, secrets: bool, unknown: Any = UNKNOWN_PLACEHOLDER) -> 
     return value
 
 
-def _provider_urn(reference: str) -> str:
+def provider_urn(reference: str) -> str:
     """`<urn>::<id>` -> `<urn>`."""
     return reference.rsplit("::", 1)[0] if reference else ""
 
@@ -111,16 +116,20 @@ class GraphMonitor(MockMonitor):
         self.nodes: list[Node] = []
         self._on_register = on_register
         self._strings: dict[str, str] = {}
+        self._by_urn: dict[str, Node] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == STACK:
             return resource_pb2.RegisterResourceResponse(urn=urn)
         wire_inputs, resource_id, state = self._answer(request, request.object, request.importId, custom=request.custom)
+        inputs = decode(wire_inputs)
         self._record(
             request,
             urn,
-            inputs=decode(wire_inputs),
+            inputs=inputs,
+            id=resource_id if request.custom else None,
+            outputs=_outputs(wire_inputs, inputs, state) if request.custom else None,
             options={
                 "protect": request.protect,
                 "deleteBeforeReplace": request.deleteBeforeReplace,
@@ -135,9 +144,18 @@ class GraphMonitor(MockMonitor):
 
     def ReadResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
-        wire_inputs, _, state = self._answer(request, request.properties, request.id, custom=True)
-        self._record(request, urn, inputs={"id": request.id, **decode(wire_inputs)}, read=True)
+        wire_inputs, resource_id, state = self._answer(request, request.properties, request.id, custom=True)
+        inputs = decode(wire_inputs)
+        outputs = _outputs(wire_inputs, inputs, state)
+        self._record(request, urn, inputs={"id": request.id, **inputs}, read=True, id=resource_id, outputs=outputs)
         return resource_pb2.ReadResourceResponse(urn=urn, properties=_struct(state))
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        """A component's outputs (`register_outputs`), kept as its node's `outputs`; the stack's are read apart."""
+        node = self._by_urn.get(request.urn)
+        if node is not None and not node.custom:
+            node.outputs = decode(_struct_value(request.outputs, self._strings))
+        return empty_pb2.Empty()
 
     def _answer(
         self, request: Any, properties: struct_pb2.Struct, resource_id: str, *, custom: bool
@@ -162,7 +180,7 @@ class GraphMonitor(MockMonitor):
             type=request.type,
             name=request.name,
             parent=request.parent,
-            provider=_provider_urn(request.provider),
+            provider=provider_urn(request.provider),
             custom=custom,
             # Shared strings: every clustermesh Secret depends on every cluster's address.
             dependencies=sorted({self._strings.setdefault(u, u) for u in request.dependencies}),
@@ -170,8 +188,15 @@ class GraphMonitor(MockMonitor):
             **extra,
         )
         self.nodes.append(node)
+        self._by_urn[urn] = node
         if self._on_register is not None:
             self._on_register(node)
+
+
+def _outputs(wire_inputs: dict[str, Any], inputs: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """The mocks' answer, decoded: a property echoed from the inputs (the same object) is the decoded input
+    itself, shared rather than decoded again, so that a plan holds each echoed value once."""
+    return {k: inputs[k] if k in wire_inputs and wire_inputs[k] is v else decode(v) for k, v in state.items()}
 
 
 def _struct_value(struct: struct_pb2.Struct, strings: dict[str, str]) -> dict[str, Any]:

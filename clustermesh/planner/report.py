@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import shutil
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from clustermesh.planner.graph import UNKNOWN_PLACEHOLDER, Node, reveal
+from clustermesh.planner.graph import UNKNOWN, UNKNOWN_PLACEHOLDER, Node, Secret, reveal
 from clustermesh.planner.runner import CapturedPlan
 from components.tokens import (
     ADDRESS_PATCHES,
@@ -23,14 +25,41 @@ from components.tokens import (
     KUBERNETES_PROVIDER,
     KUBERNETES_SECRET,
     LOCALLY_SIGNED_CERT,
+    MESH,
     MESH_CLUSTER,
 )
+
+FABRICATED_NOTE = (
+    "Each resource's id and outputs are what the planner's mocks answered (`clustermesh plan`), not state read "
+    "from any cluster or cloud. Load balancer addresses, Helm release status and key material are fabricated; "
+    "a Secret's data and stringData are answered empty (the program never reads them back); in a preview a "
+    "resource not yet created has no id and only the outputs known before it exists."
+)
+"""The top-level `fabricated` entry of plan.json."""
+
+
+def _resource_outputs(node: Node) -> Any:
+    """A resource's answered state, with the outputs the SDK declares secret (additionalSecretOutputs) kept so."""
+    if node.outputs is None:
+        return None
+    secret = set(node.options.get("additionalSecretOutputs", ()))
+    if not secret:
+        return node.outputs
+    return {k: Secret(v) if k in secret and not isinstance(v, Secret) else v for k, v in node.outputs.items()}
+
+
+def _resource_id(node: Node) -> str | None:
+    """The answered id; the unknown marker for a resource a preview has not created; None for a component."""
+    if not node.custom:
+        return None
+    return node.id if node.id else UNKNOWN_PLACEHOLDER
 
 
 def plan_document(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[str, Any]:
     return {
         "project": plan.project,
         "stack": plan.stack,
+        "fabricated": FABRICATED_NOTE,
         "resources": [
             {
                 "urn": n.urn,
@@ -40,6 +69,8 @@ def plan_document(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[str, Any]
                 "provider": n.provider,
                 "dependencies": n.dependencies,
                 "inputs": reveal(n.inputs, secrets=reveal_secrets),
+                "id": _resource_id(n),
+                "outputs": reveal(_resource_outputs(n), secrets=reveal_secrets),
                 **({"read": True} if n.read else {}),
             }
             for n in sorted(plan.nodes, key=lambda n: n.urn)
@@ -144,29 +175,85 @@ def _manifests_yaml(documents: list[dict[str, Any]]) -> str:
     return "---\n".join(texts)
 
 
-def _write(path: Path, text: str, written: list[Path]) -> None:
+OUT_MARKER = ".clustermesh-plan"
+"""The file by which the planner knows an --out directory as its own, and empties it before writing."""
+_MARKER_TEXT = (
+    "Written by `clustermesh plan`. Each run empties this directory before it writes the new plan;\n"
+    "the planner refuses a non-empty directory without this file.\n"
+)
+
+
+class OutDirError(Exception):
+    """An --out directory the planner will not write into."""
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse `out` if it is not a directory, or holds files that an earlier plan did not write."""
+    if out.exists() and not out.is_dir():
+        raise OutDirError(f"{out} exists and is not a directory")
+    if out.is_dir() and not (out / OUT_MARKER).is_file() and any(out.iterdir()):
+        raise OutDirError(
+            f"{out} is not empty and was not written by clustermesh plan (it has no {OUT_MARKER}): "
+            "give a new or empty directory, or one an earlier plan wrote"
+        )
+
+
+def _claim(out: Path) -> None:
+    """Make `out` an empty planner directory: the earlier plan's files (stale clusters, a CA key) all go."""
+    check_out_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in out.iterdir():
+        if entry.name == OUT_MARKER:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    (out / OUT_MARKER).write_text(_MARKER_TEXT)
+
+
+PRIVATE_MODE = 0o600
+
+
+def _write(path: Path, text: str, written: list[Path], *, private: bool = False) -> None:
+    """Write `text`; a `private` file is created owner-only (never readable by others, not even briefly)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE if private else 0o666)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        if private:
+            os.fchmod(file.fileno(), PRIVATE_MODE)
+        file.write(text)
     written.append(path)
 
 
 def write_plan(plan: CapturedPlan, out: Path, *, reveal_secrets: bool) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """Write plan.json and each cluster's files under `out`, which is emptied first (see `OUT_MARKER`).
+
+    Files with key material (ca.key, tls-secrets.yaml) are mode 0600; with `reveal_secrets` every file is, since
+    plan.json and the values then hold secrets too.
+    """
+    _claim(out)
     written: list[Path] = []
     _write(
         out / "plan.json",
         json.dumps(plan_document(plan, reveal_secrets=reveal_secrets), indent=2, sort_keys=True),
         written,
+        private=reveal_secrets,
     )
     for name, values in cilium_values_by_cluster(plan, reveal_secrets=reveal_secrets).items():
-        _write(out / "clusters" / name / "cilium-values.yaml", _yaml([values], sort_keys=True), written)
+        _write(
+            out / "clusters" / name / "cilium-values.yaml",
+            _yaml([values], sort_keys=True),
+            written,
+            private=reveal_secrets,
+        )
     for name, files in mesh_files_by_cluster(plan, reveal_secrets=reveal_secrets).items():
         for file_name, text in files.items():
-            _write(out / "clusters" / name / file_name, text, written)
+            _write(out / "clusters" / name / file_name, text, written, private=reveal_secrets)
     if (ca := ca_certificate(plan)) is not None:
         _write(out / "ca" / "ca.crt", ca, written)
     if reveal_secrets and (ca_key := ca_private_key(plan)) is not None:
-        _write(out / "ca" / "ca.key", ca_key, written)
+        _write(out / "ca" / "ca.key", ca_key, written, private=True)
     return written
 
 
@@ -193,8 +280,9 @@ def ca_private_key(plan: CapturedPlan) -> str | None:
 
 
 def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[str, dict[str, str]]:
-    """Per cluster: its clustermesh Secrets (no key material: addresses and file paths) and address patch;
-    with --reveal-secrets also its certificate Secrets, as applied.
+    """Per cluster: its clustermesh Secrets (no key material: addresses and file paths), its ConfigMaps (the
+    clustermesh-apiserver's remote users) and address patch; with --reveal-secrets also its certificate Secrets,
+    as applied.
     """
     cluster_of = _cluster_of(plan)
     files: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -206,6 +294,8 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
             file_name = "clustermesh-secrets.yaml"
         elif node.type in ADDRESS_PATCHES:
             file_name = "address-patch.yaml"
+        elif node.type == KUBERNETES_CONFIGMAP:
+            file_name = "configmaps.yaml"
         elif node.type == KUBERNETES_SECRET and reveal_secrets:
             file_name = "tls-secrets.yaml"
         else:
@@ -216,6 +306,7 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
     }
 
 
+KUBERNETES_CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 LABEL_DEPENDENCIES = 4
 """How many of a resource's dependencies the tree names before it counts the rest."""
 
@@ -233,25 +324,183 @@ def _label(node: Node, names: dict[str, str]) -> str:
     return f"[bold]{node.name}[/bold] [cyan]{node.type}[/cyan]{read}{suffix}"
 
 
-def print_tree(plan: CapturedPlan, console: Console) -> None:
-    """One tree per cluster: every resource it creates, and what each waits for."""
+_SHARED = ""
+"""The claim of a resource that more than one cluster waits on: it stays with the mesh."""
+
+
+def owners(plan: CapturedPlan) -> dict[str, str]:
+    """URN -> the cluster each resource goes to; a mesh-wide resource (and a component other than a
+    MeshCluster) is absent.
+
+    A resource belongs to a cluster when it is part of that cluster's MeshCluster, when it goes through a
+    provider of that cluster (the Mesh's Secrets, ConfigMaps, address patches and reads), or else when that
+    cluster's resources alone wait on it (a certificate, its key and request) or, waited on by none, it waits on
+    that cluster's alone (a DNS record of its address). The CA, which every cluster's certificates wait on,
+    stays with the mesh.
+    """
+    owner = _placed(plan.nodes)
+    claims = _claims(plan.nodes, owner)
+    resources = {n.urn for n in plan.nodes if n.custom}
+    for node in plan.nodes:
+        if node.urn in owner or not node.custom:
+            continue
+        claim = claims.get(node.urn)
+        if claim is None:
+            waits_on = {owner.get(d, claims.get(d, _SHARED)) for d in node.dependencies if d in resources}
+            claim = waits_on.pop() if len(waits_on) == 1 else None
+        if claim:
+            owner[node.urn] = claim
+    return owner
+
+
+def _placed(nodes: list[Node]) -> dict[str, str]:
+    """URN -> cluster, for the parts of each MeshCluster and whatever goes through one of its providers."""
+    clusters = {n.urn: n.name for n in nodes if n.type == MESH_CLUSTER}
+    owner: dict[str, str] = {}
+    for node in nodes:  # parents register before their children
+        if node.urn in clusters:
+            owner[node.urn] = clusters[node.urn]
+        elif node.parent in owner:
+            owner[node.urn] = owner[node.parent]
+    providers = {n.urn: owner[n.urn] for n in nodes if n.urn in owner and n.type.startswith("pulumi:providers:")}
+    for node in nodes:
+        if node.urn not in owner and node.provider in providers:
+            owner[node.urn] = providers[node.provider]
+    return owner
+
+
+def _claims(nodes: list[Node], owner: dict[str, str]) -> dict[str, str]:
+    """URN -> the one cluster whose resources alone wait on it (directly or not), or `_SHARED`.
+
+    Claims flow from each resource to what it waits on; a resource registers after everything it waits on,
+    so in reverse order each resource's claim is complete before it is passed on.
+    """
+    claims: dict[str, str] = {}
+    for node in reversed(nodes):
+        mine = owner.get(node.urn, claims.get(node.urn))
+        if mine is None:
+            continue
+        for dependency in node.dependencies:
+            if dependency not in owner:
+                claims[dependency] = mine if claims.get(dependency, mine) == mine else _SHARED
+    return claims
+
+
+def _order(node: Node) -> tuple[str, str]:
+    return node.name, node.type
+
+
+def _grow(tree: Tree, urn: str, children: dict[str, list[Node]], keep: set[str], names: dict[str, str]) -> None:
+    for child in children.get(urn, []):
+        if child.urn in keep:
+            _grow(tree.add(_label(child, names)), child.urn, children, keep, names)
+
+
+def cluster_tree(plan: CapturedPlan, cluster: str, owner: dict[str, str] | None = None) -> Tree:
+    """Everything that goes to `cluster`: its MeshCluster, and under the component that made them (the Mesh)
+    the resources made for it elsewhere."""
+    owner = owners(plan) if owner is None else owner
+    nodes = {n.urn: n for n in plan.nodes}
+    names = {urn: n.name for urn, n in nodes.items()}
+    children = _children(sorted(plan.nodes, key=_order))
+    keep = {urn for urn, name in owner.items() if name == cluster}
+    (root,) = [n for n in plan.nodes if n.type == MESH_CLUSTER and n.name == cluster]
+    tree = Tree(_label(root, names))
+    _grow(tree, root.urn, children, keep, names)
+    # The cluster's resources whose parent is not the cluster's: shown under that parent, as branches.
+    made_elsewhere: dict[str, list[Node]] = {}
+    for urn in sorted(keep, key=lambda u: _order(nodes[u])):
+        node = nodes[urn]
+        if node.parent not in keep and urn != root.urn:
+            made_elsewhere.setdefault(node.parent, []).append(node)
+    for parent, made in sorted(made_elsewhere.items(), key=lambda item: names.get(item[0], item[0])):
+        maker = nodes.get(parent)
+        heading = f"{maker.name} [cyan]{maker.type}[/cyan]" if maker else parent.rsplit("::", 1)[-1]
+        branch = tree.add(f"[dim]made by[/dim] {heading}")
+        for node in made:
+            _grow(branch.add(_label(node, names)), node.urn, children, keep, names)
+    return tree
+
+
+def mesh_trees(plan: CapturedPlan, owner: dict[str, str] | None = None) -> list[Tree]:
+    """The mesh-wide resources (the CA, the Mesh's providers), under each top-level component but the clusters."""
+    owner = owners(plan) if owner is None else owner
     names = {n.urn: n.name for n in plan.nodes}
-    children = _children(sorted(plan.nodes, key=lambda n: n.name))
+    children = _children(sorted(plan.nodes, key=_order))
+    keep = {n.urn for n in plan.nodes if n.urn not in owner}
+    trees = []
+    for top in sorted((n for n in plan.nodes if n.parent not in names and n.urn in keep), key=lambda n: n.name):
+        tree = Tree(f"{_label(top, names)} [dim](mesh-wide)[/dim]")
+        _grow(tree, top.urn, children, keep, names)
+        trees.append(tree)
+    return trees
 
-    def grow(tree: Tree, urn: str) -> None:
-        for child in children.get(urn, []):
-            grow(tree.add(_label(child, names)), child.urn)
 
-    tops = sorted((n for n in plan.nodes if n.parent not in names), key=lambda n: n.name)
-    for top in tops:
-        tree = Tree(_label(top, names))
-        grow(tree, top.urn)
+def print_tree(plan: CapturedPlan, console: Console, *, cluster: str | None = None) -> None:
+    """One tree per cluster (every resource that goes to it), then the mesh-wide ones; or `cluster`'s alone."""
+    owner = owners(plan)
+    if cluster is not None:
+        console.print(cluster_tree(plan, cluster, owner))
+        return
+    for name in sorted(cluster_components(plan)):
+        console.print(cluster_tree(plan, name, owner))
+    for tree in mesh_trees(plan, owner):
         console.print(tree)
 
 
-def print_summary(plan: CapturedPlan, console: Console) -> None:
-    counts = Counter(n.type for n in plan.nodes)
-    table = Table(title=f"plan for stack {plan.stack}: {len(plan.nodes)} resources")
+def _address(plan: CapturedPlan) -> dict[str, str]:
+    """Each cluster's clustermesh-apiserver address as the Mesh reports it (`addresses`), where it is known."""
+    for node in plan.nodes:
+        if node.type == MESH and isinstance(node.outputs, dict):
+            addresses = node.outputs.get("addresses")
+            if isinstance(addresses, dict):
+                return {k: ", ".join(map(str, v)) for k, v in addresses.items() if isinstance(v, list) and v}
+    return {}
+
+
+def print_clusters(plan: CapturedPlan, console: Console) -> None:
+    """One row per cluster: its resources, the peers its clustermesh Secrets name, their entries, its address."""
+    owner = owners(plan)
+    resources: Counter[str] = Counter(owner[n.urn] for n in plan.nodes if n.custom and n.urn in owner)
+    peers: dict[str, set[str]] = {}
+    entries: Counter[str] = Counter()
+    pending: set[str] = set()
+    for node in plan.nodes:
+        if node.type == KUBERNETES_SECRET and node.inputs.get("type") == "Opaque" and node.urn in owner:
+            cluster = owner[node.urn]
+            data = node.inputs.get("data")
+            data = data.value if isinstance(data, Secret) else data
+            if data is UNKNOWN or not isinstance(data, dict):
+                pending.add(cluster)
+                continue
+            peers.setdefault(cluster, set()).update(data)
+            entries[cluster] += len(data)
+    addresses = _address(plan)
+    table = Table(title=f"{len(cluster_components(plan))} clusters of stack {plan.stack}")
+    for column in ("cluster", "resources", "peers", "Secret entries", "address"):
+        table.add_column(column, justify="left" if column in {"cluster", "address"} else "right")
+    for name in sorted(cluster_components(plan)):
+        unknown = name in pending
+        table.add_row(
+            name,
+            str(resources[name]),
+            UNKNOWN_PLACEHOLDER if unknown else str(len(peers.get(name, ()))),
+            UNKNOWN_PLACEHOLDER if unknown else str(entries[name]),
+            addresses.get(name, UNKNOWN_PLACEHOLDER),
+        )
+    console.print(table)
+
+
+def print_summary(plan: CapturedPlan, console: Console, *, cluster: str | None = None) -> None:
+    """Resources by type, of the whole plan or of `cluster`."""
+    nodes = plan.nodes
+    title = f"plan for stack {plan.stack}"
+    if cluster is not None:
+        owner = owners(plan)
+        nodes = [n for n in nodes if owner.get(n.urn) == cluster]
+        title += f", cluster {cluster}"
+    counts = Counter(n.type for n in nodes)
+    table = Table(title=f"{title}: {len(nodes)} resources")
     table.add_column("type")
     table.add_column("count", justify="right")
     for type_, count in sorted(counts.items()):

@@ -18,6 +18,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from clustermesh.planner.fabricate import PlanMocks
+from clustermesh.planner.fabricate_tls import Fixtures
 from clustermesh.planner.graph import UNKNOWN, GraphMonitor, Node, Secret
 from clustermesh.planner.stackfile import StackSettings
 
@@ -90,16 +91,18 @@ def run_program(
     preview: bool = False,
     on_register: Callable[[Node], None] | None = None,
     mocks: type[PlanMocks] = PlanMocks,
+    random_keys: bool = False,
 ) -> CapturedPlan:
     """Run the program of `project_dir` with `stack`'s config, as `pulumi up` (or preview) would.
 
-    `mocks` stands in for the clouds; by default `PlanMocks`, whose load balancers report an IP.
+    `mocks` stands in for the clouds; by default `PlanMocks` (see `clustermesh.planner.fabricate`). Key material
+    derives from the project and stack, or with `random_keys` is fresh for this run (for a plan that shows it).
     """
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     settings.set_root_resource(None)  # type: ignore[arg-type]  # each plan gets a fresh stack resource
     pulumi.runtime.set_all_config(stack.config, sorted(stack.secret_keys))
-    clouds = mocks(preview=preview)
+    clouds = mocks(preview=preview, fixtures=Fixtures.for_stack(stack.project, stack.stack, random=random_keys))
     monitor = GraphMonitor(clouds, on_register=on_register)
     pulumi.runtime.set_mocks(clouds, project=stack.project, stack=stack.stack, preview=preview, monitor=monitor)
 
