@@ -1,0 +1,548 @@
+"""Cilium's real charts judge every plan: each cluster's release, rendered offline by Helm's own SDK.
+
+For each mesh variant the real program is planned under the planner's mocks; every cluster's Helm release
+values are rendered with the pinned chart archive of the release's version (tests/data/charts, verbatim from
+cilium/charts), and the output is held against the program's own resources for that cluster:
+
+- every template renders (Helm fails the whole render on any template error, or values its schema refuses);
+- every Secret and ConfigMap a rendered workload mounts or reads exists, with the keys it mounts, either in the
+  chart's output for that release or among the program's resources for that cluster (a reference marked
+  `optional` may be absent, but a present object must hold the keys listed);
+- no object is created by both the chart and the program, and every patch the program applies targets an
+  object the chart renders;
+- `cilium-config` carries the cluster's name and ID, the mesh's max-connected-clusters and the datapath.
+
+Expectations come from each variant's own config, never from the program's output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import helm_python
+import pytest
+import yaml
+
+from clustermesh.planner.graph import Node, reveal
+from clustermesh.planner.runner import CapturedPlan
+from clustermesh.planner.stackfile import load_stack
+from components.tokens import ADDRESS_PATCHES, HELM_RELEASE, MESH_CLUSTER
+from tests.conftest import COMPLIANT_EXPOSURE, DATA, PROJECT_DIR, cluster, plan_raw, raw_config
+
+CHARTS = DATA / "charts"
+CHART_VERSIONS = ("1.20.0", "1.19.6")
+WORKLOAD_KINDS = frozenset({"DaemonSet", "Deployment", "Job", "CronJob", "StatefulSet"})
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Namespace",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "IngressClass",
+        "GatewayClass",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "APIService",
+    }
+)
+CHAINING_MODE = {"aws-cni": "aws-cni", "calico": "generic-veth"}
+"""Cilium's `cni.chainingMode` for each chained CNI, as Cilium's installation docs give it."""
+REMOTE_USERS = "clustermesh-remote-users"
+APISERVER_CERTIFICATES = ("clustermesh-apiserver-server-cert", "clustermesh-apiserver-admin-cert")
+"""The certificates the clustermesh-apiserver cannot start without (its etcd's server and admin identities)."""
+NATIVE = {"mode": "native"}
+VXLAN = {"mode": "tunnel", "tunnelProtocol": "vxlan"}
+GENEVE = {"mode": "tunnel", "tunnelProtocol": "geneve"}
+
+ObjectKey = tuple[str, str, str]
+"""(kind, namespace, name); the namespace is empty for a cluster-scoped object."""
+
+
+# --- the variants -------------------------------------------------------------------------------------------
+
+
+def _mesh(clusters: list[dict[str, Any]], **mesh: Any) -> tuple[dict[str, str], frozenset[str]]:
+    mesh.setdefault("apiserverExposure", COMPLIANT_EXPOSURE)
+    return raw_config(clusters, **mesh), frozenset()
+
+
+def _dev() -> tuple[dict[str, str], frozenset[str]]:
+    stack = load_stack(PROJECT_DIR, stack="dev")
+    return stack.config, stack.secret_keys
+
+
+def _aws_cni() -> tuple[dict[str, str], frozenset[str]]:
+    return _mesh(
+        [
+            cluster("eks1", 1, "10.1.0.0/16", cni="aws-cni", nodeCidr="10.1.0.0/16", routing=NATIVE),
+            cluster("eks2", 2, "10.2.0.0/16", cni="aws-cni", nodeCidr="10.2.0.0/16", routing=NATIVE),
+            cluster("eks3", 127, "10.3.0.0/16", cni="aws-cni", nodeCidr="10.3.0.0/16", routing=NATIVE),
+        ],
+        ciliumVersion="1.20.0",
+        maxConnectedClusters=255,
+        kvstoremesh=True,
+    )
+
+
+def _calico() -> tuple[dict[str, str], frozenset[str]]:
+    return _mesh(
+        [
+            cluster("os1", 1, "10.1.0.0/16", cni="calico", nodeCidr="192.168.1.0/24", routing=NATIVE),
+            cluster("os2", 2, "10.2.0.0/16", cni="calico", nodeCidr="192.168.2.0/24", routing=NATIVE),
+        ],
+        ciliumVersion="1.20.0",
+        maxConnectedClusters=255,
+        kvstoremesh=True,
+        nativeRoutingCidrs=["10.0.0.0/8"],
+    )
+
+
+def _dual_stack() -> tuple[dict[str, str], frozenset[str]]:
+    routing = {**NATIVE, "autoDirectNodeRoutes": True}
+    return _mesh(
+        [
+            cluster(
+                "n1",
+                1,
+                "10.1.0.0/16",
+                podCidrs=["10.1.0.0/16", "fd00:1::/104"],
+                nodeCidr="192.168.1.0/24",
+                routing=routing,
+            ),
+            cluster(
+                "n2",
+                2,
+                "10.2.0.0/16",
+                podCidrs=["10.2.0.0/16", "fd00:2::/104"],
+                nodeCidr="192.168.2.0/24",
+                routing=routing,
+                kubeProxyReplacement=True,
+                k8sServiceHost="192.168.2.10",
+                k8sServicePort=6443,
+            ),
+        ],
+        ciliumVersion="1.20.0",
+        maxConnectedClusters=511,
+        kvstoremesh=True,
+        nativeRoutingCidrs=["10.0.0.0/8", "fd00::/16"],
+    )
+
+
+def _node_port() -> tuple[dict[str, str], frozenset[str]]:
+    return _mesh(
+        [
+            cluster("g1", 1, "10.1.0.0/16", routing=GENEVE, apiserverExposure={"nodeAddresses": ["192.0.2.1"]}),
+            cluster("g2", 2, "10.2.0.0/16", routing=GENEVE, apiserverExposure={"nodeAddresses": ["192.0.2.2"]}),
+            cluster(
+                "g3",
+                3,
+                "10.3.0.0/16",
+                routing=GENEVE,
+                apiserverExposure={"nodeAddresses": ["192.0.2.3", "192.0.2.4"]},
+            ),
+        ],
+        ciliumVersion="1.20.0",
+        maxConnectedClusters=255,
+        kvstoremesh=True,
+        apiserverExposure={"type": "NodePort", "nodePort": 32001},
+    )
+
+
+def _kvstoremesh_off() -> tuple[dict[str, str], frozenset[str]]:
+    return _mesh(
+        [cluster("a", 1, "10.1.0.0/16", routing=VXLAN), cluster("b", 2, "10.2.0.0/16", routing=VXLAN)],
+        ciliumVersion="1.20.0",
+        maxConnectedClusters=255,
+        kvstoremesh=False,
+    )
+
+
+def _cilium_119(*, kvstoremesh: bool) -> Callable[[], tuple[dict[str, str], frozenset[str]]]:
+    def variant() -> tuple[dict[str, str], frozenset[str]]:
+        return _mesh(
+            [
+                cluster("old1", 1, "10.1.0.0/16", routing=VXLAN),
+                cluster("old2", 2, "10.2.0.0/16", routing=VXLAN, apiserverExposure={"loadBalancerIP": "10.9.0.2"}),
+                cluster("old3", 3, "10.3.0.0/16", routing=VXLAN),
+            ],
+            ciliumVersion="1.19.6",
+            maxConnectedClusters=255,
+            kvstoremesh=kvstoremesh,
+        )
+
+    return variant
+
+
+def _hostnames() -> tuple[dict[str, str], frozenset[str]]:
+    internal = {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}
+    return _mesh(
+        [
+            cluster("h1", 1, "10.1.0.0/16", routing=VXLAN, apiserverExposure={"hostname": "h1.mesh.example.net"}),
+            cluster("h2", 2, "10.2.0.0/16", routing=VXLAN, apiserverExposure={"hostname": "h2.mesh.example.net"}),
+        ],
+        ciliumVersion="1.20.0",
+        maxConnectedClusters=255,
+        kvstoremesh=True,
+        apiserverExposure={**COMPLIANT_EXPOSURE, "annotations": internal},
+    )
+
+
+VARIANTS: dict[str, Callable[[], tuple[dict[str, str], frozenset[str]]]] = {
+    "dev stack": _dev,
+    "aws-cni chaining": _aws_cni,
+    "calico chaining": _calico,
+    "native dual-stack": _dual_stack,
+    "nodeport geneve": _node_port,
+    "kvstoremesh off": _kvstoremesh_off,
+    "1.19 with kvstoremesh": _cilium_119(kvstoremesh=True),
+    "1.19 without kvstoremesh": _cilium_119(kvstoremesh=False),
+    "hostnames": _hostnames,
+}
+
+
+# --- what each variant's config says --------------------------------------------------------------------
+
+
+def _config_value(raw: Mapping[str, str], key: str) -> Any:
+    """A mesh-level key as the variant wrote it (the engine hands scalars and objects over as strings)."""
+    value = raw[f"clustermesh:{key}"]
+    return value if key == "ciliumVersion" else json.loads(value)
+
+
+def _expected_config(raw: Mapping[str, str], entry: Mapping[str, Any]) -> dict[str, str]:
+    """The `cilium-config` entries a cluster of this config must run with."""
+    routing = entry["routing"]
+    expected = {
+        "cluster-name": entry["name"],
+        "cluster-id": str(entry["id"]),
+        "max-connected-clusters": str(_config_value(raw, "maxConnectedClusters")),
+        "routing-mode": routing["mode"],
+    }
+    if routing["mode"] == "tunnel":
+        expected["tunnel-protocol"] = routing["tunnelProtocol"]
+    cni = entry.get("cni", "cilium")
+    if cni != "cilium":
+        expected["cni-chaining-mode"] = CHAINING_MODE[cni]
+        return expected
+    pods = {4: [c for c in entry["podCidrs"] if ":" not in c], 6: [c for c in entry["podCidrs"] if ":" in c]}
+    expected["ipam"] = "cluster-pool"
+    expected["cluster-pool-ipv4-cidr"] = " ".join(pods[4])
+    expected["enable-ipv6"] = "true" if pods[6] else "false"
+    if pods[6]:
+        expected["cluster-pool-ipv6-cidr"] = " ".join(pods[6])
+    if routing["mode"] == "native":
+        for cidr in _config_value(raw, "nativeRoutingCidrs"):
+            expected[f"ipv{6 if ':' in cidr else 4}-native-routing-cidr"] = cidr
+        expected["auto-direct-node-routes"] = "true" if routing.get("autoDirectNodeRoutes") else "false"
+    return expected
+
+
+# --- rendering ----------------------------------------------------------------------------------------------
+
+
+@cache
+def _chart(version: str) -> helm_python.Chart:
+    """Each archive loaded once per test session."""
+    return helm_python.Chart.load_archive((CHARTS / f"cilium-{version}.tgz").read_bytes())
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A Secret or ConfigMap a workload needs: by volume, projected volume source, env or envFrom."""
+
+    workload: str
+    kind: str
+    name: str
+    keys: tuple[str, ...]
+    optional: bool
+    """The object may be absent (`optional: true`)."""
+    keys_optional: bool = False
+    """Its keys may be absent too: an env reference's `optional` covers the key (a volume's listed items must be
+    in the object when it exists)."""
+
+
+@dataclass(frozen=True)
+class ClusterRender:
+    name: str
+    entry: Mapping[str, Any]
+    """The cluster's entry in the variant's config."""
+    chart_version: str
+    chart: dict[ObjectKey, dict[str, Any]]
+    """The chart's objects for this release."""
+    program: dict[ObjectKey, dict[str, Any]]
+    """The program's Kubernetes objects for this cluster (created, not read or patched), inputs revealed."""
+    patches: tuple[ObjectKey, ...]
+    """Objects the program patches in this cluster."""
+
+    def objects(self, kind: str) -> Iterator[tuple[ObjectKey, dict[str, Any]]]:
+        yield from ((k, o) for k, o in self.chart.items() if k[0] == kind)
+
+    def workload(self, kind: str, name: str) -> dict[str, Any]:
+        return self.chart[(kind, "kube-system", name)]
+
+
+@dataclass(frozen=True)
+class VariantRender:
+    raw: Mapping[str, str]
+    clusters: tuple[ClusterRender, ...]
+
+
+def _key(kind: str, manifest: Mapping[str, Any], default_namespace: str) -> ObjectKey:
+    metadata = manifest.get("metadata") or {}
+    namespace = "" if kind in CLUSTER_SCOPED_KINDS else (metadata.get("namespace") or default_namespace)
+    return (kind, namespace, metadata["name"])
+
+
+def _chart_objects(manifests: Mapping[str, str], namespace: str) -> dict[ObjectKey, dict[str, Any]]:
+    objects: dict[ObjectKey, dict[str, Any]] = {}
+    for path, text in manifests.items():
+        if not path.endswith((".yaml", ".yml")):
+            continue  # NOTES.txt
+        for document in yaml.safe_load_all(text):
+            if not document:
+                continue
+            key = _key(document["kind"], document, namespace)
+            assert key not in objects, f"the chart renders {key} twice"
+            objects[key] = document
+    return objects
+
+
+def _kind(node: Node) -> str:
+    """`kubernetes:core/v1:Secret` -> `Secret`; a patch's kind is the kind it patches."""
+    kind = node.type.rsplit(":", 1)[1]
+    return kind.removesuffix("Patch") if node.type in ADDRESS_PATCHES else kind
+
+
+def _program_objects(
+    nodes: list[Node], provider: str, namespace: str
+) -> tuple[dict[ObjectKey, dict[str, Any]], tuple[ObjectKey, ...]]:
+    created: dict[ObjectKey, dict[str, Any]] = {}
+    patches: list[ObjectKey] = []
+    for node in nodes:
+        if node.provider != provider or node.read or node.type == HELM_RELEASE:
+            continue
+        assert node.type.startswith("kubernetes:"), node.type
+        inputs = reveal(node.inputs, secrets=True)
+        key = _key(_kind(node), inputs, namespace)
+        if node.type in ADDRESS_PATCHES:
+            patches.append(key)
+            continue
+        assert key not in created, f"the program creates {key} twice"
+        created[key] = inputs
+    return created, tuple(patches)
+
+
+@cache
+def _render(variant: str) -> VariantRender:
+    """Plan the variant with the real program, then render every cluster's release with the real chart."""
+    raw, secret_keys = VARIANTS[variant]()
+    plan = plan_raw(raw, secret_keys)
+    entries = {entry["name"]: entry for entry in json.loads(raw["clustermesh:clusters"])}
+    return VariantRender(raw, tuple(_render_release(plan, release, entries) for release in _releases(plan)))
+
+
+def _releases(plan: CapturedPlan) -> list[Node]:
+    return [node for node in plan.nodes if node.type == HELM_RELEASE]
+
+
+def _render_release(plan: CapturedPlan, release: Node, entries: Mapping[str, Mapping[str, Any]]) -> ClusterRender:
+    by_urn = {node.urn: node for node in plan.nodes}
+    parent = by_urn[release.parent]
+    assert parent.type == MESH_CLUSTER, f"release {release.name} is not a cluster's"
+    provider = by_urn[release.provider]
+    assert provider.parent == parent.urn, f"release {release.name} goes through another cluster's provider"
+    inputs = reveal(release.inputs, secrets=True)
+    assert (inputs["chart"], inputs["name"]) == ("cilium", "cilium"), inputs
+    version, namespace = inputs["version"], inputs["namespace"]
+    assert version in CHART_VERSIONS, f"no vendored chart for Cilium {version}"
+    manifests = _chart(version).render(inputs["values"], name=inputs["name"], namespace=namespace)
+    program, patches = _program_objects(plan.nodes, provider.urn, namespace)
+    return ClusterRender(
+        name=parent.name,
+        entry=entries[parent.name],
+        chart_version=version,
+        chart=_chart_objects(manifests, namespace),
+        program=program,
+        patches=patches,
+    )
+
+
+# --- what workloads mount -----------------------------------------------------------------------------------
+
+
+def _pod_spec(workload: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    pod: Mapping[str, Any] = spec["template"]["spec"]
+    return pod
+
+
+def _items(source: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(item["key"] for item in source.get("items") or ())
+
+
+def _volume_references(where: str, volume: Mapping[str, Any]) -> Iterator[Reference]:
+    if (secret := volume.get("secret")) is not None:
+        yield Reference(where, "Secret", secret["secretName"], _items(secret), bool(secret.get("optional")))
+    if (config_map := volume.get("configMap")) is not None:
+        yield Reference(where, "ConfigMap", config_map["name"], _items(config_map), bool(config_map.get("optional")))
+    for source in (volume.get("projected") or {}).get("sources") or ():
+        for field, kind in (("secret", "Secret"), ("configMap", "ConfigMap")):
+            if (ref := source.get(field)) is not None:
+                yield Reference(where, kind, ref["name"], _items(ref), bool(ref.get("optional")))
+
+
+def _container_references(where: str, container: Mapping[str, Any]) -> Iterator[Reference]:
+    for env in container.get("env") or ():
+        value_from = env.get("valueFrom") or {}
+        for field, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+            if (ref := value_from.get(field)) is not None:
+                optional = bool(ref.get("optional"))
+                yield Reference(where, kind, ref["name"], (ref["key"],), optional, keys_optional=optional)
+    for env_from in container.get("envFrom") or ():
+        for field, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+            if (ref := env_from.get(field)) is not None:
+                yield Reference(where, kind, ref["name"], (), bool(ref.get("optional")))
+
+
+def references(workload: Mapping[str, Any]) -> Iterator[Reference]:
+    """Every Secret and ConfigMap a workload's pods mount or read."""
+    pod = _pod_spec(workload)
+    name = f"{workload['kind']} {workload['metadata']['name']}"
+    for volume in pod.get("volumes") or ():
+        yield from _volume_references(f"{name} volume {volume['name']}", volume)
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        for container in pod.get(field) or ():
+            yield from _container_references(f"{name} container {container['name']}", container)
+
+
+def _keys(manifest: Mapping[str, Any]) -> set[str]:
+    keys: set[str] = set()
+    for field in ("data", "stringData", "binaryData"):
+        value = manifest.get(field)
+        assert value is None or isinstance(value, dict), f"{field} is not known: {value!r}"
+        keys |= set(value or {})
+    return keys
+
+
+def _workloads(render: ClusterRender) -> Iterator[tuple[ObjectKey, dict[str, Any]]]:
+    yield from ((k, o) for k, o in render.chart.items() if k[0] in WORKLOAD_KINDS)
+
+
+def _provider_of(render: ClusterRender, key: ObjectKey) -> str | None:
+    if key in render.chart:
+        return "chart"
+    if key in render.program:
+        return "program"
+    return None
+
+
+def missing_mounts(render: ClusterRender) -> list[str]:
+    """What the cluster's workloads mount or read that neither the chart nor the program provides."""
+    problems = []
+    for (_, namespace, _), workload in _workloads(render):
+        for ref in references(workload):
+            key = (ref.kind, namespace, ref.name)
+            found = render.chart.get(key) or render.program.get(key)
+            if found is None:
+                if not ref.optional:
+                    problems.append(f"{ref.workload}: {ref.kind} {namespace}/{ref.name} exists nowhere")
+                continue
+            if not ref.keys_optional and (absent := sorted(set(ref.keys) - _keys(found))):
+                by = _provider_of(render, key)
+                problems.append(f"{ref.workload}: {ref.kind} {namespace}/{ref.name} ({by}'s) lacks {absent}")
+    return problems
+
+
+# --- the tests ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_cluster_of_the_config_gets_a_release_of_its_version(variant: str) -> None:
+    """The rendered set is the config's clusters, each with the chart version the config pins."""
+    rendered = _render(variant)
+    entries = json.loads(rendered.raw["clustermesh:clusters"])
+    assert sorted(c.name for c in rendered.clusters) == sorted(e["name"] for e in entries)
+    version = _config_value(rendered.raw, "ciliumVersion")
+    assert {c.chart_version for c in rendered.clusters} == {version}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_mounted_secret_and_configmap_exists_with_its_keys(variant: str) -> None:
+    problems = {c.name: p for c in _render(variant).clusters if (p := missing_mounts(c))}
+    assert not problems, json.dumps(problems, indent=2)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_no_object_is_created_by_both_chart_and_program(variant: str) -> None:
+    """Helm would refuse to adopt the program's object, or the program would fight Helm over it."""
+    both = {c.name: sorted(map(str, c.chart.keys() & c.program.keys())) for c in _render(variant).clusters}
+    assert not any(both.values()), both
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_patch_targets_an_object_the_chart_renders(variant: str) -> None:
+    strays = {c.name: [str(k) for k in c.patches if k not in c.chart] for c in _render(variant).clusters}
+    assert not any(strays.values()), strays
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_cilium_config_carries_the_clusters_identity_and_datapath(variant: str) -> None:
+    rendered = _render(variant)
+    for render in rendered.clusters:
+        config = render.chart[("ConfigMap", "kube-system", "cilium-config")]["data"]
+        expected = _expected_config(rendered.raw, render.entry)
+        assert {k: config.get(k) for k in expected} == expected, render.name
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_kvstoremesh_runs_exactly_when_configured(variant: str) -> None:
+    rendered = _render(variant)
+    wanted = _config_value(rendered.raw, "kvstoremesh")
+    for render in rendered.clusters:
+        pod = _pod_spec(render.workload("Deployment", "clustermesh-apiserver"))
+        assert ("kvstoremesh" in {c["name"] for c in pod["containers"]}) is wanted, render.name
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_apiserver_mounts_the_programs_remote_users_and_certificates(variant: str) -> None:
+    """Not vacuous: the clustermesh-apiserver needs what only the program provides, and finds it.
+
+    With the chart's own clustermesh config off, `clustermesh-remote-users` and the certificate Secrets
+    (automatic TLS is off) come from the program alone; the agents' `cilium-clustermesh` too.
+    """
+    for render in _render(variant).clusters:
+        apiserver = {(r.kind, r.name) for r in references(render.workload("Deployment", "clustermesh-apiserver"))}
+        agent = {(r.kind, r.name) for r in references(render.workload("DaemonSet", "cilium"))}
+        needed = {("ConfigMap", REMOTE_USERS), *(("Secret", name) for name in APISERVER_CERTIFICATES)}
+        assert needed <= apiserver, render.name
+        assert ("Secret", "cilium-clustermesh") in agent, render.name
+        for kind, name in [*needed, ("Secret", "cilium-clustermesh")]:
+            assert _provider_of(render, (kind, "kube-system", name)) == "program", (render.name, kind, name)
+        users = yaml.safe_load(render.program[("ConfigMap", "kube-system", REMOTE_USERS)]["data"]["users.yaml"])
+        assert users["users"], f"{render.name}: no remote users"
+
+
+def test_the_check_catches_a_mount_nothing_provides() -> None:
+    """The mount check itself: without the program's remote-users ConfigMap the apiserver's mount is reported."""
+    render = _render("dev stack").clusters[0]
+    program = {k: v for k, v in render.program.items() if k[2] != REMOTE_USERS}
+    broken = ClusterRender(render.name, render.entry, render.chart_version, render.chart, program, render.patches)
+    assert missing_mounts(broken) == [
+        f"Deployment clustermesh-apiserver volume etcd-users-config: ConfigMap kube-system/{REMOTE_USERS} exists nowhere"
+    ]
+    server = ("Secret", "kube-system", APISERVER_CERTIFICATES[0])
+    keyless = {**render.program, server: {**render.program[server], "stringData": {"tls.crt": "x"}}}
+    broken = ClusterRender(render.name, render.entry, render.chart_version, render.chart, keyless, render.patches)
+    assert any("lacks ['ca.crt', 'tls.key']" in p for p in missing_mounts(broken)), missing_mounts(broken)
+
+
+def test_both_chart_versions_are_rendered() -> None:
+    versions = {c.chart_version for variant in VARIANTS for c in _render(variant).clusters}
+    assert versions == set(CHART_VERSIONS)
