@@ -181,18 +181,37 @@ def load_stack_config(raw: Mapping[str, Any], secret_keys: frozenset[str] = froz
         except ValidationError as exc:
             problems += _pydantic_problems(exc, ClusterSpec, ("clusters", index))
 
-    mesh: MeshConfig | None
-    try:
-        mesh = MeshConfig.model_validate({**values, "clusters": [c for _, c in parsed]})
-    except ValidationError as exc:
-        problems += _pydantic_problems(exc, MeshConfig, ())
-        mesh = None
-
-    problems += validate_mesh(mesh, parsed, n_clusters=len(clusters_raw), raw=raw, secret_keys=secret_keys)
+    mesh, checked, unchecked, mesh_problems = _parse_mesh(values, [c for _, c in parsed])
+    problems += mesh_problems
+    problems += validate_mesh(
+        checked, parsed, n_clusters=len(clusters_raw), raw=raw, secret_keys=secret_keys, unchecked=unchecked
+    )
     if problems or mesh is None:
         redacted = redact(problems, secret_texts(raw, secret_keys))
         raise ConfigError(sorted(set(redacted), key=_problem_order))
     return mesh
+
+
+def _parse_mesh(
+    values: dict[str, Any], clusters: list[ClusterSpec]
+) -> tuple[MeshConfig | None, MeshConfig | None, frozenset[str], list[Problem]]:
+    """The mesh; the mesh to check the rules on; the keys that failed to parse; their problems.
+
+    When mesh-wide keys fail, the rules still run on a mesh built with their defaults, skipping the
+    rules that read them, so one run still reports everything else.
+    """
+    try:
+        mesh = MeshConfig.model_validate({**values, "clusters": clusters})
+    except ValidationError as exc:
+        unchecked = frozenset(str(err["loc"][0]) for err in exc.errors() if err["loc"])
+        try:
+            stand_in = MeshConfig.model_validate(
+                {**{k: v for k, v in values.items() if k not in unchecked}, "clusters": clusters}
+            )
+        except ValidationError:
+            stand_in = None
+        return None, stand_in, unchecked, _pydantic_problems(exc, MeshConfig, ())
+    return mesh, mesh, frozenset(), []
 
 
 def _mesh_values(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:

@@ -40,7 +40,9 @@ def shown(value: object) -> str:
         return repr(value)
     if isinstance(value, int | float):
         return str(value)
-    return {list: "a list", tuple: "a list", dict: "a mapping"}.get(type(value), "a value of another kind")
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "a mapping" if isinstance(value, dict) else "a value of another kind"
 
 
 def _whole_number(value: object) -> object:

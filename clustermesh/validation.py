@@ -8,16 +8,21 @@ that refuses to start or a mesh that silently drops traffic.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network
-from typing import Any, NamedTuple
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any, Generic, NamedTuple, TypeVar
+
+import yaml
 
 from clustermesh.cilium import CLUSTER_POOL_MASK, SUPPORTED_CILIUM_MINORS, buggy_cluster_id
 from clustermesh.model import (
     PROJECT,
+    UNDECRYPTED_SECRET,
     ClusterSpec,
     CniMode,
+    IPAddress,
     IPNetwork,
     MeshConfig,
     RoutingMode,
@@ -27,6 +32,11 @@ from clustermesh.render.mesh_config import peer_hostname
 
 CILIUM_VERSION_PATTERN = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?")
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+QUALIFIED_NAME_MAX_LENGTH = 63
+CLUSTER_SUBNET_MAX_DIFF = 16
+"""Cilium's operator refuses an IPv6 pod CIDR whose per-node mask is more than 16 bits longer (its
+allocation bitmap is uncompressed): pkg/ipam/cidrset NewCIDRSet, clusterSubnetMaxDiff, IPv6 only."""
 
 Indexed = Sequence[tuple[int, ClusterSpec]]
 
@@ -49,11 +59,13 @@ def validate_mesh(
     n_clusters: int,
     raw: Mapping[str, Any],
     secret_keys: frozenset[str],
+    unchecked: frozenset[str] = frozenset(),
 ) -> list[Problem]:
     """Every rule violation in the mesh; `clusters` holds the clusters that parsed, by config index.
 
-    `mesh` is None when mesh-wide keys failed to parse; rules that need them are then skipped, so a
-    bad `maxConnectedClusters` is reported once rather than once more per cluster ID.
+    `unchecked` names the mesh-wide keys that failed to parse (`mesh` then holds their defaults); the
+    rules that read them are skipped, so a bad `maxConnectedClusters` is reported once rather than
+    once more per cluster ID. `mesh` is None when even that could not be built.
     """
     problems: list[Problem] = []
     if n_clusters == 0 and f"{PROJECT}:clusters" in raw:
@@ -64,8 +76,9 @@ def validate_mesh(
     problems += _unique("id", clusters)
     problems += _overlaps(clusters)
     problems += _same_datapath(clusters)
+    problems += _address_rules(clusters)
     if mesh is not None:
-        problems += _mesh_rules(mesh, clusters)
+        problems += _mesh_rules(mesh, clusters, unchecked)
     return problems
 
 
@@ -95,6 +108,13 @@ def _pod_cidr_rules(at: str, cluster: ClusterSpec) -> Iterator[Problem]:
                 yield Problem(
                     f"{at}.podCidrs[{i}]",
                     f"{cidr} is smaller than the /{mask} block cluster-pool IPAM gives each node",
+                )
+            elif cidr.version == 6 and mask - cidr.prefixlen > CLUSTER_SUBNET_MAX_DIFF:
+                yield Problem(
+                    f"{at}.podCidrs[{i}]",
+                    f"{cidr} is too large for cluster-pool IPAM: Cilium's operator refuses an IPv6 range more than "
+                    f"{CLUSTER_SUBNET_MAX_DIFF} bits shorter than its /{mask} node blocks; give a prefix from "
+                    f"/{mask - CLUSTER_SUBNET_MAX_DIFF} to /{mask}",
                 )
 
 
@@ -126,6 +146,83 @@ def _kubeconfig_rules(
             yield Problem(f"{at}.kubeconfig.secret", f"config key {key} is not set (pulumi config set --secret ...)")
         elif key not in secret_keys:
             yield Problem(f"{at}.kubeconfig.secret", f"config key {key} is stored in plain text; set it with --secret")
+        elif raw[key] != UNDECRYPTED_SECRET.format(key=key):  # the offline planner cannot check it
+            found = kubeconfig_problems(raw[key])
+            if found:
+                # Only the kubeconfig's structure is named, never a word of its text: it holds credentials.
+                yield Problem(
+                    f"{at}.kubeconfig.secret", f"config key {key} is not a usable kubeconfig: {'; '.join(found)}"
+                )
+
+
+def kubeconfig_problems(text: object) -> list[str]:
+    """Why the Kubernetes provider could not use `text` as a kubeconfig (as client-go's clientcmd checks it).
+
+    It must be a YAML or JSON mapping with at least one cluster (with a server), user and context, each
+    context naming a listed cluster and user, and a current-context naming a listed context (the
+    provider is given no context for a kubeconfig held in a secret).
+    """
+    try:
+        document = yaml.safe_load(text) if isinstance(text, str) else None
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return ["not valid YAML or JSON"]
+    if not isinstance(document, dict):
+        return ["not a YAML or JSON mapping (kind: Config, with clusters, contexts and users)"]
+    problems = []
+    if document.get("kind", "Config") != "Config":
+        problems.append("kind is not Config")
+    if document.get("apiVersion", "v1") != "v1":
+        problems.append("apiVersion is not v1")
+    names: dict[str, set[object]] = {}
+    for section, inner in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
+        names[section] = set()
+        problems += _kubeconfig_section(document.get(section), section, inner, names[section])
+    return problems + _kubeconfig_references(document, names)
+
+
+def _kubeconfig_references(document: dict[Any, Any], names: dict[str, set[object]]) -> list[str]:
+    """Every cluster has a server; every context, and the current one, names entries that exist."""
+    problems = []
+    for i, entry in enumerate(_list(document.get("clusters"))):
+        if isinstance(entry, dict) and isinstance(entry.get("cluster"), dict) and not entry["cluster"].get("server"):
+            problems.append(f"clusters[{i}].cluster has no server")
+    for i, entry in enumerate(_list(document.get("contexts"))):
+        context = entry.get("context") if isinstance(entry, dict) else None
+        for field, section in (("cluster", "clusters"), ("user", "users")):
+            if isinstance(context, dict) and _hashable(context.get(field)) not in names[section]:
+                problems.append(f"contexts[{i}].context.{field} names no entry of {section}")
+    current = document.get("current-context")
+    if not current:
+        problems.append("current-context is not set")
+    elif names["contexts"] and _hashable(current) not in names["contexts"]:
+        problems.append("current-context names no entry of contexts")
+    return problems
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _hashable(value: object) -> object:
+    return value if isinstance(value, str | int | float | bool) or value is None else repr(value)
+
+
+def _kubeconfig_section(entries: object, section: str, inner: str, names: set[object]) -> list[str]:
+    """A list of `{name, <inner>: {...}}` entries, at least one; their names collected into `names`."""
+    if not isinstance(entries, list) or not entries:
+        return [f"{section} must list at least one {inner}"]
+    problems = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            problems.append(f"{section}[{i}] must be a mapping with name and {inner}")
+            continue
+        if not isinstance(entry.get("name"), str) or not entry["name"]:
+            problems.append(f"{section}[{i}] has no name")
+        else:
+            names.add(entry["name"])
+        if not isinstance(entry.get(inner), dict):
+            problems.append(f"{section}[{i}].{inner} must be a mapping")
+    return problems
 
 
 def _unique(field: str, clusters: Indexed) -> Iterator[Problem]:
@@ -161,19 +258,13 @@ def _networks(clusters: Indexed) -> list[_Net]:
 
 
 def _overlaps(clusters: Indexed) -> Iterator[Problem]:
-    """Pod and node networks must be disjoint across the mesh, and a service CIDR from its own pods.
+    """Pod and node networks must be disjoint across the mesh, and no service CIDR may overlap any of them.
 
     A sweep over the networks sorted by first address finds every overlapping pair in
     O(n log n + pairs), which keeps a 511-cluster mesh instant.
     """
-    for index, cluster in clusters:
-        for i, cidr in enumerate(cluster.pod_cidrs):
-            if cluster.service_cidr.overlaps(cidr):
-                yield Problem(
-                    f"clusters[{index}].serviceCidr",
-                    f"{cluster.service_cidr} overlaps clusters[{index}].podCidrs[{i}] {cidr}",
-                )
-    ordered = sorted(_networks(clusters), key=lambda n: (n.cidr.version, int(n.cidr.network_address)))
+    nets = _networks(clusters)
+    ordered = sorted(nets, key=lambda n: (n.cidr.version, int(n.cidr.network_address)))
     active: list[_Net] = []
     for net in ordered:
         active = [
@@ -187,6 +278,53 @@ def _overlaps(clusters: Indexed) -> Iterator[Problem]:
             later, earlier = (net, other) if net.order > other.order else (other, net)
             yield Problem(later.path, f"{later.cidr} overlaps {earlier.path} {earlier.cidr}")
         active.append(net)
+    yield from _service_overlaps(clusters, _Intervals((n.cidr, n) for n in nets))
+
+
+def _service_overlaps(clusters: Indexed, routed: _Intervals[_Net]) -> Iterator[Problem]:
+    """A service CIDR is each cluster's own virtual range: clusters may share one (every k3s cluster uses
+    10.43.0.0/16), but a pod or node address inside it would be taken for a service in that cluster."""
+    users: dict[IPNetwork, list[int]] = {}
+    for index, cluster in clusters:
+        users.setdefault(cluster.service_cidr, []).append(index)
+    for service_cidr, indexes in users.items():
+        for net in routed.overlapping(service_cidr):
+            for index in indexes:
+                yield Problem(f"clusters[{index}].serviceCidr", f"{service_cidr} overlaps {net.path} {net.cidr}")
+
+
+T = TypeVar("T")
+
+
+class _Intervals(Generic[T]):
+    """Networks with a payload each, to find those overlapping a range without comparing every pair."""
+
+    def __init__(self, items: Iterable[tuple[IPNetwork | IPAddress, T]]) -> None:
+        spans = sorted((*_span(net), n, payload) for n, (net, payload) in enumerate(items))
+        self._starts = [start for start, _, _, _ in spans]
+        self._spans = spans
+        self._reach: list[int] = []  # the furthest end among the spans up to each position
+        for _, end, _, _ in spans:
+            self._reach.append(max(end, self._reach[-1]) if self._reach else end)
+
+    def overlapping(self, target: IPNetwork | IPAddress) -> Iterator[T]:
+        low, high = _span(target)
+        found = []
+        position = bisect_right(self._starts, high) - 1
+        while position >= 0 and self._reach[position] >= low:
+            _, end, n, payload = self._spans[position]
+            if end >= low:
+                found.append((n, payload))
+            position -= 1
+        yield from (payload for _, payload in sorted(found, key=lambda item: item[0]))
+
+
+def _span(target: IPNetwork | IPAddress) -> tuple[int, int]:
+    """First and last address as integers, IPv6 above every IPv4 address so the families never meet."""
+    offset = 1 << 129 if target.version == 6 else 0
+    if isinstance(target, IPv4Network | IPv6Network):
+        return offset + int(target.network_address), offset + int(target.broadcast_address)
+    return offset + int(target), offset + int(target)
 
 
 def _same_datapath(clusters: Indexed) -> Iterator[Problem]:
@@ -209,21 +347,25 @@ def _datapath(cluster: ClusterSpec) -> str:
     return "native" if routing.mode is RoutingMode.NATIVE else f"tunnel/{routing.tunnel_protocol}"
 
 
-def _mesh_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
+def _mesh_rules(mesh: MeshConfig, clusters: Indexed, unchecked: frozenset[str]) -> Iterator[Problem]:
     yield from _version_rules(mesh)
-    for index, cluster in clusters:
-        if cluster.id > mesh.max_connected_clusters:
-            yield Problem(
-                f"clusters[{index}].id",
-                f"{cluster.id} is out of range 1..{mesh.max_connected_clusters} (maxConnectedClusters)",
-            )
+    if "maxConnectedClusters" not in unchecked:
+        for index, cluster in clusters:
+            if cluster.id > mesh.max_connected_clusters:
+                yield Problem(
+                    f"clusters[{index}].id",
+                    f"{cluster.id} is out of range 1..{mesh.max_connected_clusters} (maxConnectedClusters)",
+                )
     certificates = mesh.certificates
     if certificates.early_renewal_hours >= certificates.validity_hours:
         yield Problem("certificates.earlyRenewalHours", "must be shorter than validityHours")
     if certificates.validity_hours > certificates.ca_validity_hours:
         yield Problem("certificates.validityHours", "must not outlive the CA (caValidityHours)")
-    yield from _native_routing_rules(mesh, clusters)
-    yield from _exposure_rules(mesh, clusters)
+    if "nativeRoutingCidrs" not in unchecked:
+        yield from _native_routing_rules(mesh, clusters)
+    if "apiserverExposure" not in unchecked:
+        yield from _exposure_rules(mesh, clusters)
+    yield from _hostname_rules(mesh, clusters)
 
 
 def _version_rules(mesh: MeshConfig) -> Iterator[Problem]:
@@ -279,23 +421,84 @@ def _within(inner: IPNetwork, outer: IPNetwork) -> bool:
 
 def _exposure_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
     service_type = mesh.apiserver_exposure.type
-    pinned: dict[object, int] = {}
     for index, cluster in clusters:
         exposure = cluster.apiserver_exposure
         at = f"clusters[{index}].apiserverExposure"
-        ip = exposure.load_balancer_ip
-        if ip is not None:
-            if service_type is not ServiceType.LOAD_BALANCER:
-                yield Problem(f"{at}.loadBalancerIP", "only applies when apiserverExposure.type is LoadBalancer")
-            elif ip in pinned:
-                yield Problem(f"{at}.loadBalancerIP", f"{ip} is already pinned by clusters[{pinned[ip]}]")
-            else:
-                pinned[ip] = index
+        if exposure.load_balancer_ip is not None and service_type is not ServiceType.LOAD_BALANCER:
+            yield Problem(f"{at}.loadBalancerIP", "only applies when apiserverExposure.type is LoadBalancer")
         if service_type is ServiceType.NODE_PORT and not exposure.node_addresses:
             yield Problem(f"{at}.nodeAddresses", "required when apiserverExposure.type is NodePort")
         if exposure.node_addresses and service_type is not ServiceType.NODE_PORT:
             yield Problem(f"{at}.nodeAddresses", "only applies when apiserverExposure.type is NodePort")
-    yield from _hostname_rules(mesh, clusters)
+    yield from _annotation_rules(mesh)
+
+
+def _address_rules(clusters: Indexed) -> Iterator[Problem]:
+    """Each address peers dial belongs to one cluster, and to no cluster's pods."""
+    node_owner: dict[IPAddress, int] = {}
+    yield from _node_address_rules(clusters, node_owner)
+    pods = _Intervals(
+        (cidr, (index, i, cluster.cni is CniMode.AWS_CNI))
+        for index, cluster in clusters
+        for i, cidr in enumerate(cluster.pod_cidrs)
+    )
+    pinned: dict[IPAddress, int] = {}
+    for index, cluster in clusters:
+        ip = cluster.apiserver_exposure.load_balancer_ip
+        if ip is None:
+            continue
+        path = f"clusters[{index}].apiserverExposure.loadBalancerIP"
+        if ip in pinned:
+            yield Problem(path, f"{ip} is already pinned by clusters[{pinned[ip]}]")
+        pinned.setdefault(ip, index)
+        if ip in node_owner:
+            yield Problem(path, f"{ip} is a node address of clusters[{node_owner[ip]}]")
+        for owner, i, shared in pods.overlapping(ip):
+            if not (shared and owner == index):  # aws-cni: pods and load balancers share the VPC's subnets
+                cidr = _pod_cidr(clusters, owner, i)
+                yield Problem(path, f"{ip} is inside clusters[{owner}].podCidrs[{i}] {cidr}, a pod range")
+
+
+def _node_address_rules(clusters: Indexed, node_owner: dict[IPAddress, int]) -> Iterator[Problem]:
+    """A node address serves one cluster's NodePort: listed once, by one cluster (collected in `node_owner`)."""
+    for index, cluster in clusters:
+        for i, address in enumerate(cluster.apiserver_exposure.node_addresses):
+            path = f"clusters[{index}].apiserverExposure.nodeAddresses[{i}]"
+            if address not in node_owner:
+                node_owner[address] = index
+            elif node_owner[address] == index:
+                yield Problem(path, f"{address} is listed twice")
+            else:
+                yield Problem(path, f"{address} is already a node address of clusters[{node_owner[address]}]")
+
+
+def _pod_cidr(clusters: Indexed, owner: int, i: int) -> IPNetwork:
+    return next(c for index, c in clusters if index == owner).pod_cidrs[i]
+
+
+def _annotation_rules(mesh: MeshConfig) -> Iterator[Problem]:
+    for key in mesh.apiserver_exposure.annotations:
+        reason = annotation_key_problem(key)
+        if reason is not None:
+            yield Problem("apiserverExposure.annotations", f"{key!r} is not an annotation key: {reason}")
+
+
+def annotation_key_problem(key: str) -> str | None:
+    """Why Kubernetes would refuse `key` as an annotation key (apimachinery ValidateAnnotations).
+
+    A qualified name, checked lowercased: an optional DNS subdomain prefix and '/', then a name of at
+    most 63 characters, alphanumeric at both ends with '-', '_' and '.' between.
+    """
+    prefix, slash, name = key.lower().rpartition("/")
+    if slash and (not prefix or not _dns_name(prefix) or "/" in prefix):
+        return "the part before '/' must be a DNS subdomain such as example.com"
+    if not name:
+        return "the name (after any 'prefix/') must not be empty"
+    if len(name) > QUALIFIED_NAME_MAX_LENGTH:
+        return f"the name (after any 'prefix/') is longer than {QUALIFIED_NAME_MAX_LENGTH} characters"
+    if not QUALIFIED_NAME.fullmatch(name):
+        return "the name must be alphanumeric characters, '-', '_' or '.', starting and ending alphanumeric"
+    return None
 
 
 def _hostname_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from clustermesh.model import PROJECT
+from clustermesh.model import PROJECT, UNDECRYPTED_SECRET
 
-SECURE_PLACEHOLDER = "planner-cannot-decrypt:{key}"
+SECURE_PLACEHOLDER = UNDECRYPTED_SECRET
 """What a `secure:` value becomes offline: the planner has no key to decrypt it, only to keep it secret."""
+
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, keeping timestamps as their text, as the engine's YAML decoder does in objects."""
+
+
+def _timestamp_text(loader: _Loader, node: yaml.Node) -> str:
+    return str(loader.construct_scalar(node))  # type: ignore[arg-type] # a timestamp is always a scalar
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_text)
 
 
 class StackFileError(Exception):
@@ -40,13 +56,37 @@ def find_project_dir(start: Path) -> Path:
     raise StackFileError([f"{start}: no Pulumi.yaml here or in any parent directory"])
 
 
-def _load_yaml(path: Path) -> Any:
+def _read_text(path: Path) -> str:
     try:
-        return yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise StackFileError([f"{path}: no such file"]) from None
+    except IsADirectoryError:
+        raise StackFileError([f"{path}: is a directory, not a stack file"]) from None
+    except OSError as exc:
+        raise StackFileError([f"{path}: cannot read it: {exc.strerror}"]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StackFileError([f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"]) from None
+
+
+def _compose(path: Path) -> tuple[Any, yaml.Node | None]:
+    """The document, and its node tree (which keeps each scalar's text as written)."""
+    loader = _Loader(_read_text(path))
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
     except yaml.YAMLError as exc:
         raise StackFileError([f"{path}: not valid YAML: {exc}"]) from None
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. an unhashable key, a bad !!binary
+        raise StackFileError([f"{path}: not valid YAML: {exc}"]) from None
+    finally:
+        loader.dispose()
+
+
+def _load_yaml(path: Path) -> Any:
+    return _compose(path)[0]
 
 
 def project_defaults(project_file: Any) -> dict[str, Any]:
@@ -97,13 +137,22 @@ def load_stack(project_dir: Path, *, stack: str | None = None, config_file: Path
     elif stack is None:
         name = config_file.name
         stack = name[len("Pulumi.") : -len(".yaml")] if name.startswith("Pulumi.") else config_file.stem
-    document = _load_yaml(config_file) or {}
+    document, root = _compose(config_file)
+    document = document or {}
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
         raise StackFileError([f"{config_file}: expected a mapping with a `config:` mapping"])
-    problems = [
+    config_node = _config_node(root)
+    problems = list(_key_problems(config_node, "config"))
+    problems += [
         f"{key}: stack config keys need a namespace, e.g. {PROJECT}:{key}"
         for key in (document.get("config") or {})
-        if ":" not in key
+        if isinstance(key, str) and ":" not in key
+    ]
+    scalars = _scalar_texts(config_node)
+    problems += [
+        f"{key}: null is not a value; give one (quoted, if it is the text null) or remove the key"
+        for key, node in scalars.items()
+        if node.tag == _NULL
     ]
     if problems:
         raise StackFileError(problems)
@@ -111,7 +160,53 @@ def load_stack(project_dir: Path, *, stack: str | None = None, config_file: Path
     config: dict[str, str] = {}
     secret_keys: set[str] = set()
     for key, value in {**project_defaults(project_file), **(document.get("config") or {})}.items():
+        if key in scalars:
+            config[key] = scalars[key].value  # the engine keeps a scalar as written: 1.20 stays 1.20
+            continue
         config[key], secret = _encode(key, value)
         if secret:
             secret_keys.add(key)
     return StackSettings(project, stack, config_file, config, frozenset(secret_keys))
+
+
+def _config_node(root: yaml.Node | None) -> yaml.MappingNode | None:
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "config" and isinstance(value, yaml.MappingNode):
+            return value
+    return None
+
+
+def _scalar_texts(config: yaml.MappingNode | None) -> dict[str, yaml.ScalarNode]:
+    """The stack's keys whose value is a scalar, with its node: the engine hands the program its text."""
+    if config is None:
+        return {}
+    return {
+        key.value: value
+        for key, value in config.value
+        if isinstance(key, yaml.ScalarNode) and key.tag == _STR and isinstance(value, yaml.ScalarNode)
+    }
+
+
+def _key_problems(node: yaml.Node | None, path: str, seen: frozenset[int] = frozenset()) -> Iterator[str]:
+    """Keys the engine would refuse: one that is not a string (YAML `1: x`), or one given twice."""
+    if node is None or id(node) in seen:
+        return
+    seen = seen | {id(node)}
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _key_problems(item, f"{path}[{i}]", seen)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    keys: set[str] = set()
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag not in {_STR, _MERGE}:
+            text = key.value if isinstance(key, yaml.ScalarNode) else "a list or mapping"
+            yield f"{path}: key {text} is not a string; quote it"
+            continue
+        child = key.value if path == "config" else f"{path}.{key.value}"
+        if key.value in keys:
+            yield f"{child}: given twice"
+        keys.add(key.value)
+        yield from _key_problems(value, child, seen)
