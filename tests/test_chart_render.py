@@ -4,12 +4,14 @@ For each mesh variant the real program is planned under the planner's mocks; eve
 values are rendered with the pinned chart archive of the release's version (tests/data/charts, verbatim from
 cilium/charts), and the output is held against the program's own resources for that cluster:
 
-- every template renders (Helm fails the whole render on any template error, or values its schema refuses);
+- every template renders (Helm fails the whole render on any template error, or on values the chart's schema
+  refuses);
 - every Secret and ConfigMap a rendered workload mounts or reads exists, with the keys it mounts, either in the
   chart's output for that release or among the program's resources for that cluster (a reference marked
   `optional` may be absent, but a present object must hold the keys listed);
 - no object is created by both the chart and the program, and every patch the program applies targets an
   object the chart renders;
+- every file an etcd configuration in a mounted Secret names (the peers' TLS files) is mounted in the container;
 - `cilium-config` carries the cluster's name and ID, the mesh's max-connected-clusters and the datapath.
 
 Expectations come from each variant's own config, never from the program's output.
@@ -17,6 +19,7 @@ Expectations come from each variant's own config, never from the program's outpu
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -55,6 +58,8 @@ CHAINING_MODE = {"aws-cni": "aws-cni", "calico": "generic-veth"}
 REMOTE_USERS = "clustermesh-remote-users"
 APISERVER_CERTIFICATES = ("clustermesh-apiserver-server-cert", "clustermesh-apiserver-admin-cert")
 """The certificates the clustermesh-apiserver cannot start without (its etcd's server and admin identities)."""
+ETCD_FILES = ("trusted-ca-file", "cert-file", "key-file")
+"""The files a Cilium etcd configuration (a clustermesh Secret's entry) names."""
 NATIVE = {"mode": "native"}
 VXLAN = {"mode": "tunnel", "tunnelProtocol": "vxlan"}
 GENEVE = {"mode": "tunnel", "tunnelProtocol": "geneve"}
@@ -264,6 +269,8 @@ class Reference:
     keys_optional: bool = False
     """Its keys may be absent too: an env reference's `optional` covers the key (a volume's listed items must be
     in the object when it exists)."""
+    paths: tuple[str, ...] = ()
+    """A volume's items: the file each of `keys` becomes."""
 
 
 @dataclass(frozen=True)
@@ -383,19 +390,21 @@ def _pod_spec(workload: Mapping[str, Any]) -> Mapping[str, Any]:
     return pod
 
 
-def _items(source: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(item["key"] for item in source.get("items") or ())
+def _volume_source(where: str, kind: str, name: str, source: Mapping[str, Any]) -> Reference:
+    items = source.get("items") or ()
+    keys, paths = tuple(i["key"] for i in items), tuple(i["path"] for i in items)
+    return Reference(where, kind, name, keys, bool(source.get("optional")), paths=paths)
 
 
 def _volume_references(where: str, volume: Mapping[str, Any]) -> Iterator[Reference]:
     if (secret := volume.get("secret")) is not None:
-        yield Reference(where, "Secret", secret["secretName"], _items(secret), bool(secret.get("optional")))
+        yield _volume_source(where, "Secret", secret["secretName"], secret)
     if (config_map := volume.get("configMap")) is not None:
-        yield Reference(where, "ConfigMap", config_map["name"], _items(config_map), bool(config_map.get("optional")))
+        yield _volume_source(where, "ConfigMap", config_map["name"], config_map)
     for source in (volume.get("projected") or {}).get("sources") or ():
         for field, kind in (("secret", "Secret"), ("configMap", "ConfigMap")):
             if (ref := source.get(field)) is not None:
-                yield Reference(where, kind, ref["name"], _items(ref), bool(ref.get("optional")))
+                yield _volume_source(where, kind, ref["name"], ref)
 
 
 def _container_references(where: str, container: Mapping[str, Any]) -> Iterator[Reference]:
@@ -443,6 +452,87 @@ def _provider_of(render: ClusterRender, key: ObjectKey) -> str | None:
     return None
 
 
+def _lookup(render: ClusterRender, key: ObjectKey) -> dict[str, Any] | None:
+    return render.chart.get(key) or render.program.get(key)
+
+
+def _contents(kind: str, manifest: Mapping[str, Any]) -> dict[str, str]:
+    """A Secret's or ConfigMap's entries as the pod reads them (`stringData` over base64 `data`)."""
+    contents = {k: str(v) for k, v in (manifest.get("stringData") or {}).items()}
+    for key, value in (manifest.get("data") or {}).items():
+        contents.setdefault(key, base64.b64decode(value).decode() if kind == "Secret" else str(value))
+    return contents
+
+
+def _volume_files(
+    render: ClusterRender, namespace: str, volume: Mapping[str, Any]
+) -> tuple[set[str], list[dict[str, str]]]:
+    """The files a volume holds (relative paths), and the contents of its sources mounted whole."""
+    files: set[str] = set()
+    whole: list[dict[str, str]] = []
+    for ref in _volume_references("", volume):
+        found = _lookup(render, (ref.kind, namespace, ref.name))
+        if found is None:
+            continue
+        contents = _contents(ref.kind, found)
+        if ref.keys:
+            files |= {path for key, path in zip(ref.keys, ref.paths, strict=True) if key in contents}
+        else:
+            files |= set(contents)
+            whole.append(contents)
+    return files, whole
+
+
+def _container_view(
+    render: ClusterRender, namespace: str, pod: Mapping[str, Any], container: Mapping[str, Any]
+) -> tuple[set[str], list[dict[str, str]]]:
+    """Every file a container sees through its Secret and ConfigMap mounts, and the whole-mounted objects."""
+    volumes = {v["name"]: v for v in pod.get("volumes") or ()}
+    seen: set[str] = set()
+    whole: list[dict[str, str]] = []
+    for mount in container.get("volumeMounts") or ():
+        files, contents = _volume_files(render, namespace, volumes[mount["name"]])
+        root = mount["mountPath"].rstrip("/")
+        if sub_path := mount.get("subPath"):
+            seen |= {root} if sub_path in files else set()
+        else:
+            seen |= {f"{root}/{file}" for file in files}
+            whole += contents
+    return seen, whole
+
+
+def _etcd_config(text: str) -> dict[str, Any] | None:
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return config if isinstance(config, dict) and "endpoints" in config else None
+
+
+def unreadable_etcd_files(render: ClusterRender) -> tuple[list[str], int]:
+    """Files named by the etcd configurations a container mounts that none of its mounts provides.
+
+    Also the number of etcd configurations checked, so a check of nothing shows.
+    """
+    problems: list[str] = []
+    checked = 0
+    for (kind, namespace, name), workload in _workloads(render):
+        pod = _pod_spec(workload)
+        for container in [*(pod.get("initContainers") or ()), *pod["containers"]]:
+            seen, whole = _container_view(render, namespace, pod, container)
+            for contents in whole:
+                for entry, text in contents.items():
+                    if (config := _etcd_config(text)) is None:
+                        continue
+                    checked += 1
+                    problems += [
+                        f"{kind} {name} container {container['name']}: {entry} names {config[f]}, which it cannot read"
+                        for f in ETCD_FILES
+                        if config.get(f) and config[f] not in seen
+                    ]
+    return problems, checked
+
+
 def missing_mounts(render: ClusterRender) -> list[str]:
     """What the cluster's workloads mount or read that neither the chart nor the program provides."""
     problems = []
@@ -477,6 +567,18 @@ def test_every_cluster_of_the_config_gets_a_release_of_its_version(variant: str)
 def test_every_mounted_secret_and_configmap_exists_with_its_keys(variant: str) -> None:
     problems = {c.name: p for c in _render(variant).clusters if (p := missing_mounts(c))}
     assert not problems, json.dumps(problems, indent=2)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_file_an_etcd_configuration_names_is_mounted_beside_it(variant: str) -> None:
+    """The agents and KVStoreMesh read each peer's TLS files from paths the program writes in its Secrets."""
+    rendered = _render(variant)
+    # Each peer's configuration is read by the agents, and with KVStoreMesh once more by KVStoreMesh.
+    readers = 2 if _config_value(rendered.raw, "kvstoremesh") else 1
+    for render in rendered.clusters:
+        problems, checked = unreadable_etcd_files(render)
+        assert not problems, json.dumps(problems, indent=2)
+        assert checked == readers * (len(rendered.clusters) - 1), f"{render.name}: {checked} etcd configurations read"
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -529,8 +631,8 @@ def test_the_apiserver_mounts_the_programs_remote_users_and_certificates(variant
         assert users["users"], f"{render.name}: no remote users"
 
 
-def test_the_check_catches_a_mount_nothing_provides() -> None:
-    """The mount check itself: without the program's remote-users ConfigMap the apiserver's mount is reported."""
+def test_the_checks_catch_what_nothing_provides() -> None:
+    """The checks themselves: a missing ConfigMap, a Secret without its keys, a TLS file nothing mounts."""
     render = _render("dev stack").clusters[0]
     program = {k: v for k, v in render.program.items() if k[2] != REMOTE_USERS}
     broken = ClusterRender(render.name, render.entry, render.chart_version, render.chart, program, render.patches)
@@ -541,6 +643,11 @@ def test_the_check_catches_a_mount_nothing_provides() -> None:
     keyless = {**render.program, server: {**render.program[server], "stringData": {"tls.crt": "x"}}}
     broken = ClusterRender(render.name, render.entry, render.chart_version, render.chart, keyless, render.patches)
     assert any("lacks ['ca.crt', 'tls.key']" in p for p in missing_mounts(broken)), missing_mounts(broken)
+    local = ("Secret", "kube-system", "clustermesh-apiserver-local-cert")
+    without_local = {k: v for k, v in render.program.items() if k != local}
+    broken = ClusterRender(render.name, render.entry, render.chart_version, render.chart, without_local, render.patches)
+    problems, _ = unreadable_etcd_files(broken)
+    assert any("cilium-agent: k3scl2 names /var/lib/cilium/clustermesh/local-etcd-client.key," in p for p in problems)
 
 
 def test_both_chart_versions_are_rendered() -> None:
