@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -286,11 +286,11 @@ class ClusterRender:
     patches: tuple[ObjectKey, ...]
     """Objects the program patches in this cluster."""
 
-    def objects(self, kind: str) -> Iterator[tuple[ObjectKey, dict[str, Any]]]:
-        yield from ((k, o) for k, o in self.chart.items() if k[0] == kind)
+    namespace: str
+    """The release's namespace."""
 
     def workload(self, kind: str, name: str) -> dict[str, Any]:
-        return self.chart[(kind, "kube-system", name)]
+        return self.chart[(kind, self.namespace, name)]
 
 
 @dataclass(frozen=True)
@@ -376,6 +376,7 @@ def _render_release(plan: CapturedPlan, release: Node, entries: Mapping[str, Map
         chart=_chart_objects(manifests, namespace),
         program=program,
         patches=patches,
+        namespace=namespace,
     )
 
 
@@ -598,7 +599,7 @@ def test_every_patch_targets_an_object_the_chart_renders(variant: str) -> None:
 def test_cilium_config_carries_the_clusters_identity_and_datapath(variant: str) -> None:
     rendered = _render(variant)
     for render in rendered.clusters:
-        config = render.chart[("ConfigMap", "kube-system", "cilium-config")]["data"]
+        config = render.chart[("ConfigMap", render.namespace, "cilium-config")]["data"]
         expected = _expected_config(rendered.raw, render.entry)
         assert {k: config.get(k) for k in expected} == expected, render.name
 
@@ -619,33 +620,36 @@ def test_the_apiserver_mounts_the_programs_remote_users_and_certificates(variant
     With the chart's own clustermesh config off, `clustermesh-remote-users` and the certificate Secrets
     (automatic TLS is off) come from the program alone; the agents' `cilium-clustermesh` too.
     """
-    for render in _render(variant).clusters:
+    rendered = _render(variant)
+    for render in rendered.clusters:
         apiserver = {(r.kind, r.name) for r in references(render.workload("Deployment", "clustermesh-apiserver"))}
         agent = {(r.kind, r.name) for r in references(render.workload("DaemonSet", "cilium"))}
         needed = {("ConfigMap", REMOTE_USERS), *(("Secret", name) for name in APISERVER_CERTIFICATES)}
         assert needed <= apiserver, render.name
         assert ("Secret", "cilium-clustermesh") in agent, render.name
         for kind, name in [*needed, ("Secret", "cilium-clustermesh")]:
-            assert _provider_of(render, (kind, "kube-system", name)) == "program", (render.name, kind, name)
-        users = yaml.safe_load(render.program[("ConfigMap", "kube-system", REMOTE_USERS)]["data"]["users.yaml"])
-        assert users["users"], f"{render.name}: no remote users"
+            assert _provider_of(render, (kind, render.namespace, name)) == "program", (render.name, kind, name)
+        users = yaml.safe_load(render.program[("ConfigMap", render.namespace, REMOTE_USERS)]["data"]["users.yaml"])
+        peers = sorted(c.name for c in rendered.clusters if c.name != render.name)
+        listed = sorted(users["users"], key=lambda user: str(user["name"]))
+        assert listed == [{"name": f"remote-{peer}", "role": "remote"} for peer in peers], render.name
 
 
 def test_the_checks_catch_what_nothing_provides() -> None:
     """The checks themselves: a missing ConfigMap, a Secret without its keys, a TLS file nothing mounts."""
     render = _render("dev stack").clusters[0]
     program = {k: v for k, v in render.program.items() if k[2] != REMOTE_USERS}
-    broken = ClusterRender(render.name, render.entry, render.chart_version, render.chart, program, render.patches)
+    broken = replace(render, program=program)
     assert missing_mounts(broken) == [
         f"Deployment clustermesh-apiserver volume etcd-users-config: ConfigMap kube-system/{REMOTE_USERS} exists nowhere"
     ]
     server = ("Secret", "kube-system", APISERVER_CERTIFICATES[0])
     keyless = {**render.program, server: {**render.program[server], "stringData": {"tls.crt": "x"}}}
-    broken = ClusterRender(render.name, render.entry, render.chart_version, render.chart, keyless, render.patches)
+    broken = replace(render, program=keyless)
     assert any("lacks ['ca.crt', 'tls.key']" in p for p in missing_mounts(broken)), missing_mounts(broken)
     local = ("Secret", "kube-system", "clustermesh-apiserver-local-cert")
     without_local = {k: v for k, v in render.program.items() if k != local}
-    broken = ClusterRender(render.name, render.entry, render.chart_version, render.chart, without_local, render.patches)
+    broken = replace(render, program=without_local)
     problems, _ = unreadable_etcd_files(broken)
     assert any("cilium-agent: k3scl2 names /var/lib/cilium/clustermesh/local-etcd-client.key," in p for p in problems)
 
