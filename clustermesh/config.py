@@ -183,9 +183,7 @@ def load_stack_config(raw: Mapping[str, Any], secret_keys: frozenset[str] = froz
 
     mesh, checked, unchecked, mesh_problems = _parse_mesh(values, [c for _, c in parsed])
     problems += mesh_problems
-    problems += validate_mesh(
-        checked, parsed, n_clusters=len(clusters_raw), raw=raw, secret_keys=secret_keys, unchecked=unchecked
-    )
+    problems += validate_mesh(checked, parsed, raw=raw, secret_keys=secret_keys, unchecked=unchecked)
     if problems or mesh is None:
         redacted = redact(problems, secret_texts(raw, secret_keys))
         raise ConfigError(sorted(set(redacted), key=_problem_order))
@@ -259,7 +257,9 @@ def _clusters_list(value: Any, raw: Mapping[str, Any]) -> tuple[list[Any], list[
             return [], []
         return [], [Problem("clusters", "required: the list of clusters in the mesh")]
     if not isinstance(value, list):
-        return [], [Problem("clusters", "must be a list of clusters")]
+        return [], [Problem("clusters", f"must be a list of clusters (got {shown(value)})")]
+    if not value:
+        return [], [Problem("clusters", "a mesh needs at least one cluster")]
     return value, []
 
 

@@ -56,7 +56,6 @@ def validate_mesh(
     mesh: MeshConfig | None,
     clusters: Indexed,
     *,
-    n_clusters: int,
     raw: Mapping[str, Any],
     secret_keys: frozenset[str],
     unchecked: frozenset[str] = frozenset(),
@@ -68,8 +67,6 @@ def validate_mesh(
     once more per cluster ID. `mesh` is None when even that could not be built.
     """
     problems: list[Problem] = []
-    if n_clusters == 0 and f"{PROJECT}:clusters" in raw:
-        problems.append(Problem("clusters", "a mesh needs at least one cluster"))
     for index, cluster in clusters:
         problems += _cluster_rules(index, cluster, raw, secret_keys)
     problems += _unique("name", clusters)

@@ -16,6 +16,18 @@ from clustermesh.model import CniMode, RoutingMode
 from clustermesh.planner.stackfile import load_stack, project_defaults
 from tests.conftest import PROJECT_DIR, cluster, raw_config, three_clusters
 
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- {name: a, cluster: {server: "https://a.example:6443"}}
+users:
+- {name: a-admin, user: {token: t}}
+contexts:
+- {name: a, context: {cluster: a, user: a-admin}}
+current-context: a
+"""
+
 
 def problems(raw: dict[str, str], secret_keys: frozenset[str] = frozenset()) -> list[str]:
     try:
@@ -223,7 +235,15 @@ def test_kubeconfig_secret_must_be_set_and_secret() -> None:
     assert problems(raw) == [
         "clusters[0].kubeconfig.secret: config key clustermesh:aKubeconfig is stored in plain text; set it with --secret"
     ]
-    assert problems(raw, frozenset({"clustermesh:aKubeconfig"})) == []
+    assert problems(raw, frozenset({"clustermesh:aKubeconfig"})) == [
+        "clusters[0].kubeconfig.secret: config key clustermesh:aKubeconfig is not a usable kubeconfig: "
+        "clusters must list at least one cluster; users must list at least one user; "
+        "contexts must list at least one context; current-context is not set"
+    ]
+    usable = {**raw, "clustermesh:aKubeconfig": KUBECONFIG}
+    assert problems(usable, frozenset({"clustermesh:aKubeconfig"})) == []
+    undecrypted = {**raw, "clustermesh:aKubeconfig": "planner-cannot-decrypt:clustermesh:aKubeconfig"}
+    assert problems(undecrypted, frozenset({"clustermesh:aKubeconfig"})) == []
     both = cluster("a", 1, "10.1.0.0/16", kubeconfig={"secret": "k", "path": "/x"})
     assert problems(raw_config([both])) == [
         "clusters[0].kubeconfig: give either path (and optionally context) or secret"
