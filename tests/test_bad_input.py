@@ -20,7 +20,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from clustermesh.config import ConfigError, load_stack_config
-from clustermesh.planner import cli
+from clustermesh.planner import stackfile
 from clustermesh.planner.cli import app
 from clustermesh.planner.stackfile import SECURE_PLACEHOLDER, StackSettings
 from tests.conftest import PROJECT_DIR, cluster, plan_raw, raw_config, three_clusters
@@ -660,7 +660,7 @@ def test_a_malformed_secret_kubeconfig_is_reported_without_its_text(
 ) -> None:
     """The CLI as it would run with the stack's secrets decrypted: the problem is named, not one word of the value."""
     key = "clustermesh:alphaKubeconfig"
-    real_load_stack = cli.load_stack
+    real_load_stack = stackfile.load_stack
 
     def decrypting_load_stack(*args: Any, **kwargs: Any) -> StackSettings:
         settings = real_load_stack(*args, **kwargs)
@@ -669,7 +669,7 @@ def test_a_malformed_secret_kubeconfig_is_reported_without_its_text(
             settings.project, settings.stack, settings.source, {**settings.config, key: secret}, settings.secret_keys
         )
 
-    monkeypatch.setattr(cli, "load_stack", decrypting_load_stack)
+    monkeypatch.setattr("clustermesh.planner.cli.load_stack", decrypting_load_stack)
     document = stack(with_cluster(0, kubeconfig={"secret": "alphaKubeconfig"}), extra={key: {"secure": "v1:AAAA"}})
     result = invoke(write_case(tmp_path, document, None))
     assert result.exit_code == 2, result.stdout + result.stderr
