@@ -605,6 +605,23 @@ def test_cilium_config_carries_the_clusters_identity_and_datapath(variant: str) 
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_apiserver_service_is_exposed_as_configured(variant: str) -> None:
+    rendered = _render(variant)
+    exposure = _config_value(rendered.raw, "apiserverExposure")
+    for render in rendered.clusters:
+        service = render.chart[("Service", render.namespace, "clustermesh-apiserver")]
+        spec, own = service["spec"], render.entry.get("apiserverExposure", {})
+        assert spec["type"] == exposure["type"], render.name
+        annotations = service["metadata"].get("annotations") or {}
+        assert exposure.get("annotations", {}).items() <= annotations.items(), render.name
+        if spec["type"] == "NodePort":
+            assert [p.get("nodePort") for p in spec["ports"]] == [exposure["nodePort"]], render.name
+            continue
+        assert spec.get("loadBalancerSourceRanges") == exposure["loadBalancerSourceRanges"], render.name
+        assert spec.get("loadBalancerIP") == own.get("loadBalancerIP"), render.name
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_kvstoremesh_runs_exactly_when_configured(variant: str) -> None:
     rendered = _render(variant)
     wanted = _config_value(rendered.raw, "kvstoremesh")
