@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from ipaddress import IPv4Network
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +12,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clustermesh.config import ConfigError, load_stack_config
-from clustermesh.model import CniMode, RoutingMode
-from clustermesh.planner.stackfile import load_stack, project_defaults
+from clustermesh.config import ConfigError, load_stack_config, redact, secret_texts
+from clustermesh.model import CniMode, RoutingMode, shown
+from clustermesh.planner.stackfile import StackFileError, load_stack, project_defaults
+from clustermesh.validation import Problem, kubeconfig_problems
 from tests.conftest import PROJECT_DIR, cluster, raw_config, three_clusters
 
 KUBECONFIG = """\
@@ -345,3 +347,231 @@ def test_aws_cni_pods_may_share_the_node_network_of_their_own_cluster_only() -> 
     assert problems(raw_config([calico])) == [
         "clusters[0].nodeCidr: 10.1.0.0/16 overlaps clusters[0].podCidrs[0] 10.1.0.0/16"
     ]
+
+
+def test_ipv6_pod_cidr_overlap_across_clusters_is_reported() -> None:
+    """The sweep compares IPv6 ranges too (a mutation that skipped them survived before)."""
+    clusters = [
+        cluster("a", 1, "10.1.0.0/16", podCidrs=["10.1.0.0/16", "fd00:1::/104"]),
+        cluster("b", 2, "10.2.0.0/16", podCidrs=["10.2.0.0/16", "fd00:2::/104"]),
+        cluster("c", 3, "10.3.0.0/16", podCidrs=["10.3.0.0/16", "fd00:1:0:0:0:0:ff:0/112"]),
+    ]
+    assert problems(raw_config(clusters)) == [
+        "clusters[2].podCidrs[1]: fd00:1::ff:0/112 overlaps clusters[0].podCidrs[1] fd00:1::/104"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pod_cidr", "refused"),
+    [("fd00:1::/103", True), ("fd00:1::/104", False), ("fd00:1::/120", False), ("fd00:1::/64", True)],
+)
+def test_ipv6_pod_cidrs_within_16_bits_of_the_node_block(pod_cidr: str, refused: bool) -> None:
+    """Cilium's operator (pkg/ipam/cidrset NewCIDRSet) refuses an IPv6 range more than 16 bits shorter than /120."""
+    found = problems(raw_config([cluster("a", 1, "10.1.0.0/16", podCidrs=["10.1.0.0/16", pod_cidr])]))
+    assert (
+        any(p.startswith("clusters[0].podCidrs[1]: ") and "too large for cluster-pool" in p for p in found) is refused
+    )
+    chained = cluster("a", 1, "10.1.0.0/16", podCidrs=["10.1.0.0/16", pod_cidr], cni="calico")
+    chained.update(nodeCidr="172.16.0.0/24", routing={"mode": "native"})
+    assert problems(raw_config([chained], nativeRoutingCidrs=["10.0.0.0/8", "fd00::/16"])) == []
+
+
+def test_ipv4_pod_cidrs_have_no_such_limit() -> None:
+    """For IPv4 the operator's bitmap has no 16-bit limit: a /8 of /24 node blocks is fine, and so is a /7."""
+    assert problems(raw_config([cluster("a", 1, "10.0.0.0/7", serviceCidr="192.168.0.0/16")])) == []
+
+
+@st.composite
+def routed_and_service_networks(draw: Any) -> tuple[list[IPv4Network], list[IPv4Network]]:
+    def network() -> IPv4Network:
+        prefix = draw(st.integers(min_value=8, max_value=28))
+        address = draw(st.integers(min_value=0, max_value=2**32 - 1))
+        return IPv4Network((address >> (32 - prefix) << (32 - prefix), prefix))
+
+    count = draw(st.integers(min_value=1, max_value=6))
+    return [network() for _ in range(count)], [network() for _ in range(count)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(routed_and_service_networks())
+def test_service_cidr_overlaps_are_reported_exactly_for_overlapping_pairs(
+    nets: tuple[list[IPv4Network], list[IPv4Network]],
+) -> None:
+    """Each cluster's service CIDR against every cluster's node CIDR: the interval lookup agrees with all pairs."""
+    nodes, services = nets
+    clusters = [
+        cluster(f"c{i}", i + 1, "10.0.0.0/24", nodeCidr=str(node), serviceCidr=str(service))
+        for i, (node, service) in enumerate(zip(nodes, services, strict=True))
+    ]
+    expected = {
+        f"clusters[{i}].serviceCidr: {service} overlaps clusters[{j}].nodeCidr {node}"
+        for i, service in enumerate(services)
+        for j, node in enumerate(nodes)
+        if service.overlaps(node)
+    }
+    found = {p for p in problems(raw_config(clusters)) if ".serviceCidr: " in p and ".nodeCidr " in p}
+    assert found == expected
+
+
+def test_addresses_peers_dial_belong_to_one_cluster_and_to_no_pods() -> None:
+    node_port = [
+        cluster("a", 1, "10.1.0.0/16", apiserverExposure={"nodeAddresses": ["172.17.0.5", "172.17.0.5"]}),
+        cluster("b", 2, "10.2.0.0/16", apiserverExposure={"nodeAddresses": ["172.17.0.6", "172.17.0.5"]}),
+    ]
+    assert problems(raw_config(node_port, apiserverExposure={"type": "NodePort"})) == [
+        "clusters[0].apiserverExposure.nodeAddresses[1]: 172.17.0.5 is listed twice",
+        "clusters[1].apiserverExposure.nodeAddresses[1]: 172.17.0.5 is already a node address of clusters[0]",
+    ]
+    pinned = [
+        cluster("a", 1, "10.1.0.0/16", apiserverExposure={"loadBalancerIP": "10.2.255.255"}),
+        cluster("b", 2, "10.2.0.0/16", apiserverExposure={"loadBalancerIP": "10.1.0.0"}),
+        cluster("c", 3, "10.3.0.0/16", apiserverExposure={"loadBalancerIP": "10.4.0.0"}),
+    ]
+    assert problems(raw_config(pinned)) == [
+        "clusters[0].apiserverExposure.loadBalancerIP: 10.2.255.255 is inside clusters[1].podCidrs[0] 10.2.0.0/16, a pod range",
+        "clusters[1].apiserverExposure.loadBalancerIP: 10.1.0.0 is inside clusters[0].podCidrs[0] 10.1.0.0/16, a pod range",
+    ]
+    eks = cluster("a", 1, "10.1.0.0/16", cni="aws-cni", nodeCidr="10.1.0.0/16", routing={"mode": "native"})
+    eks["apiserverExposure"] = {"loadBalancerIP": "10.1.2.3"}
+    assert problems(raw_config([eks])) == [], "aws-cni: a load balancer shares the VPC subnets with pods"
+
+
+@pytest.mark.parametrize(
+    ("key", "valid"),
+    [
+        # apimachinery's TestIsQualifiedName table, and annotations being checked lowercased
+        ("simple", True),
+        ("now-with-dashes", True),
+        ("1-starts-with-num", True),
+        ("1234", True),
+        ("simple/simple", True),
+        ("now-with-dashes/simple", True),
+        ("now-with-dashes/now-with-dashes", True),
+        ("now.with.dots/now-with-dashes", True),
+        ("now-with.dashes-and.dots/now_with_underscores", True),
+        ("1.2.3.4/5678", True),
+        ("Uppercase_Is_OK_123", True),
+        ("example.com/Uppercase_Is_OK_123", True),
+        ("Example.COM/x", True),
+        ("a" * 63, True),
+        ("a" * 253 + "/a", False),
+        ("nospecialchars%^=@", False),
+        ("cantendwithadash-", False),
+        ("-cantstartwithadash-", False),
+        ("only/one/slash", False),
+        ("Example.com/", False),
+        ("/simple", False),
+        ("a" * 64, False),
+        ("bad key!", False),
+    ],
+)
+def test_annotation_keys_follow_kubernetes(key: str, valid: bool) -> None:
+    found = problems(raw_config([cluster("a", 1, "10.1.0.0/16")], apiserverExposure={"annotations": {key: "v"}}))
+    assert (found == []) is valid, found
+    if not valid:
+        assert found[0].startswith(f"apiserverExposure.annotations: {key!r} is not an annotation key: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{", ["not valid YAML or JSON"]),
+        ("- a list", ["not a YAML or JSON mapping (kind: Config, with clusters, contexts and users)"]),
+        (KUBECONFIG.replace("kind: Config", "kind: Pod"), ["kind is not Config"]),
+        (KUBECONFIG.replace("apiVersion: v1", "apiVersion: v2"), ["apiVersion is not v1"]),
+        (
+            KUBECONFIG.replace('server: "https://a.example:6443"', "insecure: true"),
+            ["clusters[0].cluster has no server"],
+        ),
+        (KUBECONFIG.replace("user: a-admin", "user: b-admin"), ["contexts[0].context.user names no entry of users"]),
+        (
+            KUBECONFIG.replace("cluster: a, user", "cluster: b, user"),
+            ["contexts[0].context.cluster names no entry of clusters"],
+        ),
+        (
+            KUBECONFIG.replace("current-context: a", "current-context: b"),
+            ["current-context names no entry of contexts"],
+        ),
+        (KUBECONFIG.replace("current-context: a", ""), ["current-context is not set"]),
+        (
+            KUBECONFIG.replace("- {name: a-admin, user: {token: t}}", "- {user: {token: t}}"),
+            ["users[0] has no name", "contexts[0].context.user names no entry of users"],
+        ),
+        (json.dumps(yaml.safe_load(KUBECONFIG)), []),
+    ],
+)
+def test_a_secret_kubeconfig_is_checked_as_client_go_would_load_it(text: str, expected: list[str]) -> None:
+    assert kubeconfig_problems(text) == expected
+
+
+def test_secret_redaction_keeps_paths_and_the_configs_own_words() -> None:
+    """A secret may be `1` or `native`: path indexes and key names stay readable, only values are redacted."""
+    texts = secret_texts(
+        {"clustermesh:x": json.dumps({"id": 1, "mode": "native", "host": "db.internal"})}, frozenset({"clustermesh:x"})
+    )
+    assert texts >= {"1", "db.internal"} and "native" not in texts and "mode" not in texts
+    found = redact([Problem("clusters[1].id", "1 is out of range; see db.internal, [1, 2], x1")], texts)
+    assert found == [Problem("clusters[1].id", "[secret] is out of range; see [secret], [[secret], 2], x1")]
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [("7", 7), (7, 7), ("-3", -3), (True, None), ("true", None), (7.0, None), ("7.5", None), ([7], None), (None, 0)],
+)
+def test_whole_numbers_are_integers_as_written_never_booleans(value: object, parsed: int | None) -> None:
+    entry = cluster("a", 1, "10.1.0.0/16", k8sServiceHost="auto", k8sServicePort=value)
+    found = problems(raw_config([entry]))
+    if value is None or (parsed is not None and parsed > 0):  # null: the optional port left out
+        assert found == []
+    elif parsed is None:
+        assert found == [f"clusters[0].k8sServicePort: must be a whole number (got {shown(value)})"]
+    else:
+        assert found == [f"clusters[0].k8sServicePort: must be at least 1 (got {shown(value)})"]
+
+
+def _stack_file(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "Pulumi.t.yaml"
+    path.write_text(text)
+    return load_stack(PROJECT_DIR, config_file=path).config
+
+
+def test_stack_file_scalars_keep_their_text_as_the_engine_does(tmp_path: Path) -> None:
+    """Pulumi reads a config scalar as a string: `1.20` is the text 1.20, `0x1F` stays 0x1F, yes stays yes."""
+    config = _stack_file(
+        tmp_path,
+        "config:\n  clustermesh:ciliumVersion: 1.20\n  clustermesh:domain: 0x1F\n  clustermesh:kvstoremesh: yes\n"
+        "  clustermesh:maxConnectedClusters: 511\n  clustermesh:certificates: {when: 2024-01-02, n: 1.50}\n",
+    )
+    assert config["clustermesh:ciliumVersion"] == "1.20"
+    assert config["clustermesh:domain"] == "0x1F"
+    assert config["clustermesh:kvstoremesh"] == "yes"
+    assert config["clustermesh:maxConnectedClusters"] == "511"
+    assert json.loads(config["clustermesh:certificates"]) == {"when": "2024-01-02", "n": 1.5}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("config:\n  1: x\n", "config: key 1 is not a string; quote it"),
+        ("config:\n  clustermesh:domain: ~\n", "clustermesh:domain: null is not a value"),
+        ("config:\n  clustermesh:domain: a\n  clustermesh:domain: b\n", "clustermesh:domain: given twice"),
+        ("config:\n  clustermesh:clusters: [{name: a, name: b}]\n", "clustermesh:clusters[0].name: given twice"),
+        ("config:\n  clustermesh:certificates: {[1]: x}\n", "not valid YAML"),
+    ],
+)
+def test_stack_file_keys_the_engine_refuses(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(StackFileError) as failure:
+        _stack_file(tmp_path, text)
+    assert any(expected in p for p in failure.value.problems), failure.value.problems
+
+
+def test_stack_file_that_cannot_be_read_names_itself(tmp_path: Path) -> None:
+    binary = tmp_path / "Pulumi.bin.yaml"
+    binary.write_bytes(b"config:\n  clustermesh:domain: \xff\xfe\n")
+    for path, expected in [
+        (binary, "not UTF-8 text (byte 0xff at offset 30)"),
+        (tmp_path, "is a directory, not a stack file"),
+    ]:
+        with pytest.raises(StackFileError) as failure:
+            load_stack(PROJECT_DIR, config_file=path)
+        assert failure.value.problems == [f"{path}: {expected}"]
