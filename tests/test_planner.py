@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import gc
+import ipaddress
 import json
 import os
+import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -15,15 +19,28 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from pulumi.runtime.mocks import MockResourceArgs
 from typer.testing import CliRunner
 
 from clustermesh.planner import report
 from clustermesh.planner.cli import app
+from clustermesh.planner.fabricate import PlanMocks
 from clustermesh.planner.report import plan_document
 from clustermesh.planner.runner import fewer_collections
-from tests.conftest import PROJECT_DIR, cluster, plan_raw, raw_config, three_clusters, write_stack_file
+from components.tokens import HELM_RELEASE, KUBERNETES_PROVIDER, KUBERNETES_SECRET
+from tests.conftest import (
+    COMPLIANT_EXPOSURE,
+    PROJECT_DIR,
+    cluster,
+    plan_raw,
+    raw_config,
+    three_clusters,
+    write_stack_file,
+)
 
 CLI = Path(sys.executable).parent / "clustermesh"
 runner = CliRunner()
@@ -55,8 +72,12 @@ def test_dev_stack_plans_three_clusters_and_writes_plan_and_values(tmp_path: Pat
     assert plan["outputs"]["kubeconfigs"] == {"k3scl1": "[secret]", "k3scl2": "[secret]", "k3scl3": "[secret]"}
 
 
+def _files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
 def test_plan_is_deterministic(tmp_path: Path) -> None:
-    """Two plans of the same stack must be byte-identical, or diffing plans in review shows noise."""
+    """Two plans of the same stack must be byte-identical, every file of them, or diffing plans shows noise."""
     for out in ("a", "b"):
         assert (
             runner.invoke(
@@ -64,7 +85,9 @@ def test_plan_is_deterministic(tmp_path: Path) -> None:
             ).exit_code
             == 0
         )
-    assert (tmp_path / "a" / "plan.json").read_bytes() == (tmp_path / "b" / "plan.json").read_bytes()
+    first = _files(tmp_path / "a")
+    assert {"plan.json", "ca/ca.crt"} <= set(first)
+    assert first == _files(tmp_path / "b")
 
 
 def _with(index: int, **changes: Any) -> list[dict[str, Any]]:
@@ -216,7 +239,16 @@ def test_secrets_stay_out_of_the_plan_unless_revealed(tmp_path: Path) -> None:
 
 def test_plain_config_secrets_are_kept_secret_too(tmp_path: Path) -> None:
     """A kubeconfig given as a plain secret value (as `pulumi config set --secret` stores it after decryption)."""
-    secret = "apiVersion: v1\ntoken: hunter2\n"
+    secret = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "alpha", "cluster": {"server": "https://192.0.2.1:6443"}}],
+            "users": [{"name": "alpha", "user": {"token": "hunter2"}}],
+            "contexts": [{"name": "alpha", "context": {"cluster": "alpha", "user": "alpha"}}],
+            "current-context": "alpha",
+        }
+    )
     clusters = _with(0, kubeconfig={"secret": "alphaKubeconfig"})
     plan = plan_raw(
         {**raw_config(clusters), "clustermesh:alphaKubeconfig": secret}, frozenset({"clustermesh:alphaKubeconfig"})
@@ -369,3 +401,411 @@ def test_a_preview_writes_its_files_without_a_ca_not_issued_yet(tmp_path: Path) 
             "cilium-kvstoremesh",
         ]
     assert not (tmp_path / "ca").exists(), "in a preview no certificate is issued, so none is written"
+
+
+# --- Fixture key material: never the same twice when revealed, marked, short-lived, kept private -------------
+
+_PEM_KEY = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def _private_keys(out: Path) -> set[int]:
+    """The private scalar of every private key in any string of any file under `out` (JSON, YAML or PEM)."""
+    found = set()
+    for path in out.rglob("*"):
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        if path.suffix == ".json":
+            texts = _strings(json.loads(text))
+        elif path.suffix == ".yaml":
+            texts = _strings(list(yaml.safe_load_all(text)))
+        else:
+            texts = [text]
+        for match in (m for t in texts for m in _PEM_KEY.finditer(t)):
+            key = serialization.load_pem_private_key(match.group(0).encode(), password=None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            found.add(key.private_numbers().private_value)
+    return found
+
+
+def _stack(tmp_path: Path, name: str, clusters: list[dict[str, Any]] | None = None, **mesh: Any) -> Path:
+    return write_stack_file(tmp_path / f"Pulumi.{name}.yaml", clusters or three_clusters(), **mesh)
+
+
+def _plan_file(stack: Path, out: Path, *args: str) -> None:
+    _plan_to(out, "--config", str(stack), *args)
+
+
+def test_revealed_runs_share_no_key_across_stacks_or_runs(tmp_path: Path) -> None:
+    one, two = _stack(tmp_path, "one"), _stack(tmp_path, "two")
+    runs = {
+        "one, first run": (one, tmp_path / "one-a"),
+        "one, second run": (one, tmp_path / "one-b"),
+        "two": (two, tmp_path / "two"),
+    }
+    keys = {}
+    for label, (stack, out) in runs.items():
+        _plan_file(stack, out, "--reveal-secrets")
+        keys[label] = _private_keys(out)
+        # One CA key and a key per certificate: 4 certificates for each of the 3 clusters the stack names.
+        assert len(keys[label]) >= 1 + 4 * 3, label
+    labels = sorted(keys)
+    for index, first in enumerate(labels):
+        for second in labels[index + 1 :]:
+            assert not keys[first] & keys[second], f"{first} and {second} share a key"
+
+
+def test_plain_plans_of_two_stacks_share_no_key(tmp_path: Path) -> None:
+    """Without --reveal-secrets keys are derived (so plans repeat byte for byte), but from the stack too."""
+    public = {}
+    for name in ("one", "two"):
+        _plan_file(_stack(tmp_path, name), tmp_path / name)
+        public[name] = x509.load_pem_x509_certificate((tmp_path / name / "ca" / "ca.crt").read_bytes()).public_key()
+    assert public["one"] != public["two"]
+
+
+def _certificates(out: Path) -> dict[tuple[str, str], x509.Certificate]:
+    """(cluster, Secret name) -> the certificate that Secret holds."""
+    found = {}
+    for directory in sorted((out / "clusters").iterdir()):
+        for name, secret in _documents(directory / "tls-secrets.yaml").items():
+            found[directory.name, name] = x509.load_pem_x509_certificate(secret["stringData"]["tls.crt"].encode())
+    return found
+
+
+def _organizations(cert: x509.Certificate) -> list[str]:
+    return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+
+
+def test_fixture_certificates_say_so_keep_the_programs_names_and_last_one_day(tmp_path: Path) -> None:
+    lifetimes = {"caValidityHours": 20000, "validityHours": 2000, "earlyRenewalHours": 100}
+    stack = _stack(tmp_path, "fixtures", certificates=lifetimes)
+    _plan_file(stack, tmp_path / "out", "--reveal-secrets")
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    asked = {
+        r["name"]: r["inputs"]["subject"]["commonName"]
+        for r in plan["resources"]
+        if r["type"] == "tls:index/certRequest:CertRequest"
+    }
+    ca = x509.load_pem_x509_certificate((tmp_path / "out" / "ca" / "ca.crt").read_bytes())
+    certificates = _certificates(tmp_path / "out")
+    assert len(certificates) == 4 * 3
+    now = datetime.datetime.now(datetime.UTC)
+    for cert in [ca, *certificates.values()]:
+        assert "planner fixture" in _organizations(cert)[0] and "not for deployment" in _organizations(cert)[0]
+        assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=1)
+        assert cert.not_valid_before_utc <= now < cert.not_valid_after_utc
+    # The common names are the program's, exactly: etcd turns them into users.
+    issued = {cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value for cert in certificates.values()}
+    assert issued == set(asked.values())
+    for name in ("alpha", "beta", "gamma"):
+        assert f"remote-{name}" in issued, "each cluster's remote identity is its own"
+    # The program's own request is still what the plan shows it asking for.
+    lifetimes_asked = {
+        (r["type"].rsplit(":", 1)[-1], r["inputs"]["validityPeriodHours"])
+        for r in plan["resources"]
+        if "validityPeriodHours" in r["inputs"]
+    }
+    assert lifetimes_asked == {("SelfSignedCert", 20000), ("LocallySignedCert", 2000)}
+
+
+def test_revealed_files_are_private_and_the_run_warns(tmp_path: Path) -> None:
+    result = run_cli("plan", "--stack", "dev", "--reveal-secrets", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "--reveal-secrets" in result.stderr and "never deploy" in result.stderr
+    private = [tmp_path / "ca" / "ca.key", tmp_path / "plan.json", *tmp_path.glob("clusters/*/tls-secrets.yaml")]
+    assert len(private) == 2 + 3
+    for path in private:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    plain = run_cli("plan", "--stack", "dev", "--out", str(tmp_path))
+    assert plain.returncode == 0, plain.stderr
+    assert "--reveal-secrets" not in plain.stderr
+
+
+# --- --out: nothing left from an earlier run, nothing overwritten that the planner did not write ---------------
+
+
+def test_out_refuses_a_directory_the_planner_did_not_write(tmp_path: Path) -> None:
+    foreign = tmp_path / "work"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine\n")
+    result = runner.invoke(app, ["plan", "--stack", "dev", "--out", str(foreign), "--project-dir", str(PROJECT_DIR)])
+    assert result.exit_code == 2, result.output
+    assert "not written by clustermesh plan" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    assert (foreign / "notes.txt").read_text() == "mine\n"
+
+    a_file = tmp_path / "plan-here"
+    a_file.write_text("x")
+    result = runner.invoke(app, ["plan", "--stack", "dev", "--out", str(a_file), "--project-dir", str(PROJECT_DIR)])
+    assert result.exit_code == 2 and "not a directory" in result.output
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _plan_to(empty, "--stack", "dev")
+    assert (empty / "plan.json").is_file()
+
+
+def test_out_keeps_nothing_from_an_earlier_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _plan_file(_stack(tmp_path, "before"), out, "--reveal-secrets")
+    assert (out / "ca" / "ca.key").is_file() and (out / "clusters" / "beta").is_dir()
+    (out / "clusters" / "beta" / "extra.yaml").write_text("left behind\n")
+
+    alpha, _, gamma = three_clusters()
+    _plan_file(_stack(tmp_path, "after", [alpha, gamma]), out)
+    assert sorted(p.name for p in (out / "clusters").iterdir()) == ["alpha", "gamma"]
+    assert not (out / "ca" / "ca.key").exists()
+    assert not list(out.rglob("tls-secrets.yaml"))
+    assert not _private_keys(out), "no key material from the revealed run survives"
+    marker = [p.name for p in out.iterdir() if p.is_file() and p.name not in {"plan.json"}]
+    assert len(marker) == 1, "one marker file says the planner wrote this directory"
+    assert json.loads((out / "plan.json").read_text())["stack"] == "after"
+
+
+# --- Fabrication that tells the truth: a read Service answers as its cluster's release asks ------------------
+
+SERVICE = "kubernetes:core/v1:Service"
+AWS = "service.beta.kubernetes.io/aws-load-balancer-"
+CHART_SERVICE_ID = "kube-system/clustermesh-apiserver"
+
+
+def _provider(cluster_name: str) -> str:
+    return f"urn:pulumi:test::clustermesh::pulumi:providers:kubernetes::{cluster_name}-k8s::{cluster_name}-id"
+
+
+def _ingress_of_read(mocks: PlanMocks, cluster_name: str) -> list[dict[str, Any]]:
+    """What the mocks report for the chart's clustermesh-apiserver Service, read through `cluster_name`'s provider."""
+    _, state = mocks.new_resource(
+        MockResourceArgs(
+            typ=SERVICE,
+            name=f"{cluster_name}-clustermesh-apiserver",
+            inputs={},
+            provider=_provider(cluster_name),
+            resource_id=CHART_SERVICE_ID,
+            custom=True,
+        )
+    )
+    if "status" not in state:
+        return []
+    ingress: list[dict[str, Any]] = state["status"]["loadBalancer"]["ingress"]
+    return ingress
+
+
+def _install(mocks: PlanMocks, cluster_name: str, service: dict[str, Any]) -> None:
+    mocks.new_resource(
+        MockResourceArgs(
+            typ=HELM_RELEASE,
+            name=f"{cluster_name}-cilium",
+            inputs={"name": "cilium", "values": {"clustermesh": {"apiserver": {"service": service}}}},
+            provider=_provider(cluster_name),
+            custom=True,
+        )
+    )
+
+
+AWS_SERVICES: dict[str, dict[str, Any]] = {
+    "nlb type annotation": {"type": "LoadBalancer", "annotations": {f"{AWS}type": "nlb"}},
+    "external type annotation": {"type": "LoadBalancer", "annotations": {f"{AWS}type": "external"}},
+    "internal annotation only": {"type": "LoadBalancer", "annotations": {f"{AWS}internal": "true"}},
+    "nlb load balancer class": {"type": "LoadBalancer", "loadBalancerClass": "service.k8s.aws/nlb"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(AWS_SERVICES))
+def test_a_read_service_that_asks_aws_for_a_load_balancer_reports_a_hostname_only(case: str) -> None:
+    mocks = PlanMocks()
+    _install(mocks, "eks1", AWS_SERVICES[case])
+    _install(mocks, "onprem", {"type": "LoadBalancer", "loadBalancerIP": "192.0.2.44"})
+    (entry,) = _ingress_of_read(mocks, "eks1")
+    assert "ip" not in entry, "AWS reports no IP for its load balancers"
+    assert re.fullmatch(r"k8s-kubesyst-clusterm-[0-9a-f]{10}\.elb\.[a-z]+-[a-z]+-\d\.amazonaws\.com", entry["hostname"])
+    # Each cluster's read answers from its own release: the other cluster's pinned address is its own.
+    assert _ingress_of_read(mocks, "onprem") == [{"ip": "192.0.2.44", "ipMode": "VIP"}]
+
+
+def test_a_read_service_reports_the_pinned_ip_or_a_stable_one_and_nothing_for_a_node_port() -> None:
+    mocks = PlanMocks()
+    _install(mocks, "a", {"type": "LoadBalancer", "annotations": {"example.com/team": "net"}})
+    _install(mocks, "b", {"type": "NodePort", "nodePort": 32379})
+    (entry,) = _ingress_of_read(mocks, "a")
+    assert ipaddress.ip_address(entry["ip"]) in ipaddress.ip_network("198.18.0.0/15")
+    assert _ingress_of_read(mocks, "a") == [entry], "the same Service reads the same address"
+    assert _ingress_of_read(mocks, "b") == []
+
+
+def test_nlb_annotations_without_a_hostname_fail_the_plan_as_pulumi_up_would(tmp_path: Path) -> None:
+    exposure = {**COMPLIANT_EXPOSURE, "annotations": {f"{AWS}type": "external", f"{AWS}scheme": "internal"}}
+    stack = write_stack_file(tmp_path / "Pulumi.eks.yaml", three_clusters(), apiserverExposure=exposure)
+    result = run_cli("plan", "--config", str(stack), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert re.search(r"reports only the hostname \S+\.elb\.\S+\.amazonaws\.com", result.stderr), result.stderr
+    assert re.search(r"set clusters\[[0-2]\]\.apiserverExposure\.hostname", result.stderr), result.stderr
+    assert not (tmp_path / "out" / "plan.json").exists()
+
+
+def test_nlb_clusters_with_hostnames_point_their_dns_at_the_hostname_aws_reports() -> None:
+    clusters = three_clusters()
+    for entry in clusters:
+        entry["apiserverExposure"] = {"hostname": f"{entry['name']}.mesh.example.net", "route53ZoneId": "Z0EXAMPLE"}
+    plan = plan_raw(raw_config(clusters, apiserverExposure={"annotations": {f"{AWS}type": "nlb"}}))
+    reads = {n.name: n for n in plan.nodes if n.read}
+    records = {n.name: n for n in plan.nodes if n.type == "aws:route53/record:Record"}
+    assert len(records) == len(clusters)
+    hostnames = set()
+    for entry in clusters:
+        read = reads[f"{entry['name']}-clustermesh-apiserver"]
+        assert read.outputs is not None
+        (ingress,) = read.outputs["status"]["loadBalancer"]["ingress"]
+        assert set(ingress) == {"hostname"}
+        record = records[f"{entry['name']}-clustermesh-apiserver-dns"].inputs
+        assert (record["type"], record["records"]) == ("CNAME", [ingress["hostname"]])
+        hostnames.add(ingress["hostname"])
+    assert len(hostnames) == len(clusters), "each cluster's load balancer has a name of its own"
+
+
+# --- A plan people can read: grouped per cluster, one cluster, a table for big meshes; ids and outputs ---------
+
+_ROOT = re.compile(r"^([a-z0-9][\w.-]*) (\S+:\S+:\S+)")
+_CHILD = re.compile(r"^[│ ]*[├└]── (\S+) (\S+)")
+
+
+def _blocks(text: str) -> dict[str, set[tuple[str, str]]]:
+    """The printed trees: root's name -> every (name, type) shown in that tree, the root's own included."""
+    blocks: dict[str, set[tuple[str, str]]] = {}
+    current: set[tuple[str, str]] | None = None
+    for line in text.splitlines():
+        if root := _ROOT.match(line):
+            current = blocks.setdefault(root.group(1), set())
+            current.add((root.group(1), root.group(2)))
+        elif (child := _CHILD.match(line)) and current is not None:
+            if "made by" not in line:
+                current.add((child.group(1), child.group(2)))
+        elif not line.startswith(("│", " ")):
+            current = None
+    return blocks
+
+
+def _wide(*args: str) -> Any:
+    result = runner.invoke(app, [*args, "--project-dir", str(PROJECT_DIR)], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_the_tree_shows_each_resource_under_the_cluster_it_goes_to(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, "grouped")
+    printed = _blocks(_wide("plan", "--config", str(stack), "--no-policy").stdout)
+    _plan_file(stack, tmp_path / "out", "--no-policy")
+    resources = json.loads((tmp_path / "out" / "plan.json").read_text())["resources"]
+    names = ["alpha", "beta", "gamma"]
+    assert set(printed) == {*names, "mesh"}
+    providers = {r["urn"]: r["name"].removesuffix("-k8s") for r in resources if r["type"] == KUBERNETES_PROVIDER}
+    assert sorted(providers.values()) == names
+    shown = [pair for block in printed.values() for pair in block]
+    assert sorted(shown) == sorted((r["name"], r["type"]) for r in resources), "every resource once"
+    for resource in resources:
+        pair = (resource["name"], resource["type"])
+        if resource["provider"] in providers:  # a Kubernetes resource goes to the cluster its provider reaches
+            assert pair in printed[providers[resource["provider"]]], pair
+        elif resource["type"].startswith("tls:") and resource["name"].split("-", 1)[0] in names:
+            assert pair in printed[resource["name"].split("-", 1)[0]], "a cluster's certificate chain"
+    mesh_made = {r["name"] for r in resources if r["provider"] in providers and r["parent"].endswith("::mesh")}
+    assert {f"{c}-{s}" for c in names for s in ("cilium-clustermesh", "clustermesh-remote-users")} <= mesh_made
+    assert ("mesh-ca", "tls:index/selfSignedCert:SelfSignedCert") in printed["mesh"]
+
+
+def test_one_cluster_is_shown_alone_and_an_unknown_one_is_refused(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, "focus")
+    printed = _blocks(_wide("plan", "--config", str(stack), "--cluster", "beta", "--no-policy").stdout)
+    assert list(printed) == ["beta"]
+    everything = _blocks(_wide("plan", "--config", str(stack), "--no-policy").stdout)
+    assert printed["beta"] == everything["beta"]
+
+    unknown = runner.invoke(
+        app, ["plan", "--config", str(stack), "--cluster", "zeta", "--project-dir", str(PROJECT_DIR)]
+    )
+    assert unknown.exit_code == 2
+    assert "zeta" in unknown.output and "alpha, beta, gamma" in unknown.output
+    assert "Traceback" not in unknown.output
+    both = runner.invoke(
+        app, ["plan", "--config", str(stack), "--cluster", "beta", "--json", "--project-dir", str(PROJECT_DIR)]
+    )
+    assert both.exit_code == 2
+
+
+def _table_rows(text: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) == 5 and re.fullmatch(r"c\d\d", cells[0]):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_a_big_mesh_prints_a_row_per_cluster_and_its_tree_only_on_request(tmp_path: Path) -> None:
+    size = 17
+    clusters = [cluster(f"c{i:02d}", i, f"10.{i}.0.0/16") for i in range(1, size + 1)]
+    pinned = {f"c{i:02d}": f"192.0.2.{i}" for i in range(1, size + 1, 2)}
+    for entry in clusters:
+        if entry["name"] in pinned:
+            entry["apiserverExposure"] = {"loadBalancerIP": pinned[entry["name"]]}
+    stack = write_stack_file(tmp_path / "Pulumi.big.yaml", clusters, kvstoremesh=True)
+    text = _wide("plan", "--config", str(stack), "--no-policy", "--out", str(tmp_path / "out")).stdout
+    assert not _blocks(text), "no tree by default"
+    resources = json.loads((tmp_path / "out" / "plan.json").read_text())["resources"]
+    rows = _table_rows(text)
+    assert sorted(rows) == sorted(c["name"] for c in clusters)
+    for name, (count, peers, entries, address) in rows.items():
+        own = [r for r in resources if r["id"] is not None and r["name"].startswith(f"{name}-")]
+        assert int(count) == len(own)
+        assert (int(peers), int(entries)) == (size - 1, 2 * (size - 1)), "two clustermesh Secrets, one entry a peer"
+        assert address == pinned[name] if name in pinned else ipaddress.ip_address(address)
+    with_tree = _blocks(_wide("plan", "--config", str(stack), "--no-policy", "--tree").stdout)
+    assert set(with_tree) == {c["name"] for c in clusters} | {"mesh"}
+
+
+def test_plan_json_has_each_resources_id_and_fabricated_outputs(tmp_path: Path) -> None:
+    _plan_to(tmp_path / "hidden", "--stack", "dev")
+    _plan_to(tmp_path / "shown", "--stack", "dev", "--reveal-secrets")
+    hidden = json.loads((tmp_path / "hidden" / "plan.json").read_text())
+    assert "planner" in hidden["fabricated"] and "not" in hidden["fabricated"]
+    for resource in hidden["resources"]:
+        assert {"id", "outputs"} <= set(resource)
+        if resource["type"].startswith("clustermesh:"):
+            assert resource["id"] is None, "a component has no id"
+        else:
+            assert isinstance(resource["id"], str) and resource["id"], resource["name"]
+    keys = [r for r in hidden["resources"] if r["type"] == "tls:index/privateKey:PrivateKey"]
+    assert keys and all(r["outputs"]["privateKeyPem"] == "[secret]" for r in keys)
+    shown = {(r["name"], r["type"]): r for r in json.loads((tmp_path / "shown" / "plan.json").read_text())["resources"]}
+    ca_key = shown["mesh-ca", "tls:index/privateKey:PrivateKey"]["outputs"]["privateKeyPem"]
+    assert ca_key == (tmp_path / "shown" / "ca" / "ca.key").read_text()
+    ca_cert = shown["mesh-ca", "tls:index/selfSignedCert:SelfSignedCert"]["outputs"]["certPem"]
+    assert ca_cert == (tmp_path / "shown" / "ca" / "ca.crt").read_text()
+    releases = [r for r in hidden["resources"] if r["type"] == HELM_RELEASE]
+    assert releases and all(r["outputs"]["status"]["status"] == "deployed" for r in releases)
+
+    _plan_to(tmp_path / "preview", "--stack", "dev", "--preview")
+    previewed = json.loads((tmp_path / "preview" / "plan.json").read_text())["resources"]
+    assert {r["id"] for r in previewed if r["type"] == HELM_RELEASE} == {"[unknown]"}
+    assert all("status" not in r["outputs"] for r in previewed if r["type"] == HELM_RELEASE)
+
+
+def test_answered_outputs_share_the_inputs_they_echo_and_secrets_stay_empty() -> None:
+    """The plan keeps each echoed value once (a 511-cluster plan must not hold a second copy of every input)."""
+    plan = plan_raw(raw_config(three_clusters()))
+    releases = [n for n in plan.nodes if n.type == HELM_RELEASE]
+    assert releases
+    for release in releases:
+        assert release.outputs is not None and release.outputs["values"] is release.inputs["values"]
+    opaque = [n for n in plan.nodes if n.type == KUBERNETES_SECRET and n.inputs.get("type") == "Opaque"]
+    assert opaque and all(n.outputs is not None and n.outputs["data"] == {} for n in opaque)
