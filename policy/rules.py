@@ -15,8 +15,10 @@ import ipaddress
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
@@ -32,8 +34,8 @@ from pulumi_policy.proxy import UnknownValueError
 
 from clustermesh.cilium import CHART_NAME, MAX_CONNECTED_CLUSTERS_CHOICES, NAMESPACE
 from clustermesh.render.mesh_config import AGENT_SECRET, KVSTOREMESH_SECRET
-from clustermesh.render.mesh_tls import certificate_secret_name
-from components.tokens import HELM_RELEASE, STACK
+from clustermesh.render.mesh_tls import REMOTE_USERS_CONFIGMAP, REMOTE_USERS_KEY, certificate_secret_name, remote_user
+from components.tokens import HELM_RELEASE, MESH_CLUSTER, STACK
 from components.tokens import KUBERNETES_SECRET as SECRET
 
 PACK_NAME = "clustermesh"
@@ -42,16 +44,111 @@ APISERVER_SERVICE = "clustermesh-apiserver"
 CLUSTERMESH_SECRETS = {AGENT_SECRET: None, KVSTOREMESH_SECRET: "kvstoremesh"}
 """The Secrets naming a cluster's peers, and the values switch each one depends on (None: always)."""
 APISERVER_CERT_ROLES = ("server", "admin", "remote")
-INTERNAL_LB_ANNOTATIONS = {
-    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
-    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
-    "networking.gke.io/load-balancer-type": "Internal",
-    "cloud.google.com/load-balancer-type": "Internal",
-    "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
-    "service.beta.kubernetes.io/openstack-internal-load-balancer": "true",
+DEFAULT_AUTH_MODE = "migration"
+"""The charts' (1.19, 1.20) default `clustermesh.apiserver.tls.authMode`."""
+CRD_IDENTITY_MODES = ("crd", "doublewrite-readkvstore", "doublewrite-readcrd")
+"""`identityAllocationMode`s the chart's `identityAllocationCRD` helper counts as CRD."""
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+COMPONENT_PACKAGES = frozenset({"clustermesh"})
+"""Packages of this program's own component resources, which have no provider; `pulumi` is the engine's own."""
+
+# How each cloud's load-balancer controller reads a Service, as its source does (annotation keys and the values
+# it honours); a value it does not honour, or a controller that does not take the Service, is not internal.
+AWS_INTERNAL = "service.beta.kubernetes.io/aws-load-balancer-internal"
+"""EKS's built-in controller (kubernetes/cloud-provider-aws pkg/providers/v1/aws.go): any value but "" and
+"false" is internal. The AWS Load Balancer Controller reads it too, as a Go bool, when no scheme is given."""
+AWS_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+"""Only the AWS Load Balancer Controller (pkg/service/model_build_load_balancer.go): `internal` or
+`internet-facing`; any other value fails the Service. EKS's built-in controller ignores it."""
+AWS_TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
+AWS_TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
+AWS_LBC_CLASS = "service.k8s.aws/nlb"
+"""The AWS Load Balancer Controller takes a Service of this loadBalancerClass, or without a class one whose type
+is `nlb-ip`, or `external` with target type `ip` or `instance` (pkg/service/service_utils.go); the built-in
+controller leaves those types alone (isLBExternal), and every Service that names a class."""
+GKE_TYPE = ("networking.gke.io/load-balancer-type", "cloud.google.com/load-balancer-type")
+"""GKE (kubernetes/cloud-provider-gcp providers/gce/gce_annotations.go): the first key present decides;
+`Internal` or `internal` is internal."""
+GKE_INTERNAL_CLASS = "networking.gke.io/l4-regional-internal-legacy"
+"""The loadBalancerClass GKE's controller makes internal whatever the annotation says (its twin
+`...-external-legacy` is external whatever it says; any other class is not that controller's)."""
+AZURE_INTERNAL = "service.beta.kubernetes.io/azure-load-balancer-internal"
+"""Azure (kubernetes-sigs/cloud-provider-azure requiresInternalLoadBalancer): exactly "true"."""
+OPENSTACK_INTERNAL = "service.beta.kubernetes.io/openstack-internal-load-balancer"
+"""OpenStack (kubernetes/cloud-provider-openstack getBoolFromServiceAnnotation): "true"; any value but "true"
+or "false" falls back to the cloud config's `internal-lb`, which a policy cannot see."""
+GO_TRUE, GO_FALSE = {"1", "t", "T", "TRUE", "true", "True"}, {"0", "f", "F", "FALSE", "false", "False"}
+"""Go's strconv.ParseBool; anything else is an error."""
+
+
+def _networks(*cidrs: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(c) for c in cidrs]
+
+
+def _minus(
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    holes: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """`nets` without the addresses in `holes` (all one IP version), as a list of networks."""
+    for hole in holes:
+        rest: list[Any] = []
+        for net in nets:
+            if net.subnet_of(hole):  # type: ignore[arg-type]
+                continue
+            rest.extend(net.address_exclude(hole) if hole.subnet_of(net) else [net])  # type: ignore[arg-type]
+        nets = rest
+    return nets
+
+
+NOT_PUBLIC = {
+    4: _minus(
+        _networks(
+            "0.0.0.0/8",
+            "10.0.0.0/8",
+            "100.64.0.0/10",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "172.16.0.0/12",
+            "192.0.0.0/24",
+            "192.0.2.0/24",
+            "192.168.0.0/16",
+            "198.18.0.0/15",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "240.0.0.0/4",
+        ),
+        _networks("192.0.0.9/32", "192.0.0.10/32"),
+    ),
+    6: _minus(
+        _networks(
+            "::/128",
+            "::1/128",
+            "64:ff9b:1::/48",
+            "100::/64",
+            "2001::/23",
+            "2001:db8::/32",
+            "3fff::/20",
+            "5f00::/16",
+            "fc00::/7",
+            "fe80::/10",
+        ),
+        _networks(
+            "2001:1::1/128",
+            "2001:1::2/128",
+            "2001:1::3/128",
+            "2001:3::/32",
+            "2001:4:112::/48",
+            "2001:20::/28",
+            "2001:30::/28",
+        ),
+    ),
 }
-"""Annotations with which each cloud's controller gives a LoadBalancer no public address."""
-OPEN_RANGES = {ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")}
+"""Addresses no one on the internet has: the entries of IANA's IPv4 and IPv6 special-purpose address registries
+that are not globally reachable (private, shared/CGNAT, loopback, link-local, documentation, benchmarking,
+reserved, ULA, ...), less the anycast exceptions inside them. Fixed here rather than read from `ipaddress`,
+whose `is_global` differs between Python 3.11 and 3.13. Anything else (multicast, 6to4, NAT64's 64:ff9b::/96)
+counts as public."""
+IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 PINNED_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 INSECURE_APISERVER_ARGS = re.compile(r"client-cert-auth=false|insecure|http://")
 PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
@@ -128,11 +225,14 @@ def _by_cluster(resources: list[PolicyResource]) -> dict[str, tuple[str, PolicyR
     return clusters
 
 
-def _kube_system_secrets(resources: list[PolicyResource]) -> dict[tuple[str | None, Any], list[PolicyResource]]:
-    """(provider URN, name) -> the kube-system Secrets of that name in that cluster, indexed once per rule."""
+def _kube_system_secrets(
+    resources: list[PolicyResource], resource_type: str = SECRET
+) -> dict[tuple[str | None, Any], list[PolicyResource]]:
+    """(provider URN, name) -> the objects of that type and name in that cluster's Cilium namespace (kube-system:
+    what the agents and the clustermesh-apiserver mount from), indexed once per rule."""
     index: dict[tuple[str | None, Any], list[PolicyResource]] = defaultdict(list)
     for r in resources:
-        if r.resource_type == SECRET and _read(r.props, "metadata", "namespace") == NAMESPACE:
+        if r.resource_type == resource_type and _read(r.props, "metadata", "namespace") == NAMESPACE:
             index[(_provider_urn(r), _read(r.props, "metadata", "name"))].append(r)
     return index
 
@@ -172,34 +272,71 @@ def _validate_ids_within_max(args: StackValidationArgs, report: ReportViolation)
         report(f"maxConnectedClusters differs between clusters ({detail}); it must be the same everywhere", None)
 
 
-def _pod_cidrs(release: PolicyResource) -> list[Any]:
-    operator = _read(release.props, "values", "ipam", "operator", default={})
-    if not _known(operator):
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _parsed(cidrs: Any) -> list[Network]:
+    """The CIDRs of a known list; an entry that is not one is config validation's to report."""
+    if not _known(cidrs) or not isinstance(cidrs, list):
         return []
-    cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    for key in ("clusterPoolIPv4PodCIDRList", "clusterPoolIPv6PodCIDRList"):
-        listed = _plain(_read(operator, key, default=[]))
-        if _known(listed):
-            cidrs.extend(ipaddress.ip_network(str(cidr), strict=False) for cidr in listed or [])
-    return cidrs
+    parsed = []
+    for cidr in cidrs:
+        try:
+            parsed.append(ipaddress.ip_network(str(cidr), strict=False))
+        except ValueError:
+            continue
+    return parsed
+
+
+def _pod_ranges(resources: Iterable[PolicyResource]) -> dict[str, tuple[PolicyResource, list[Network]]]:
+    """Cluster name -> (a resource to point at, the cluster's pod CIDRs, each once).
+
+    From the MeshCluster components, which carry the ranges whatever installs pod addresses (Cilium's
+    cluster-pool, the AWS VPC CNI, Calico), and from Cilium releases' cluster-pool values.
+    """
+    found: dict[str, tuple[PolicyResource, list[Network]]] = {}
+
+    def add(name: Any, resource: PolicyResource, cidrs: list[Network]) -> None:
+        if not _known(name) or name is None:
+            return
+        _, known = found.setdefault(str(name), (resource, []))
+        known.extend(c for c in cidrs if c not in known)
+
+    for resource in resources:
+        if resource.resource_type == MESH_CLUSTER:
+            add(_read(resource.props, "clusterName"), resource, _parsed(_plain(_read(resource.props, "podCidrs"))))
+        elif _is_cilium(resource.resource_type, resource.props):
+            operator = _read(resource.props, "values", "ipam", "operator", default={})
+            for key in ("clusterPoolIPv4PodCIDRList", "clusterPoolIPv6PodCIDRList"):
+                add(_cluster_name(resource), resource, _parsed(_plain(_read(operator, key, default=[]))))
+    return found
 
 
 def _validate_pod_cidrs_disjoint(args: StackValidationArgs, report: ReportViolation) -> None:
-    ranges = [(cidr, release) for release in _cilium_releases(args.resources) for cidr in _pod_cidrs(release)]
-    for i, (cidr, release) in enumerate(ranges):
-        for other_cidr, other in ranges[i + 1 :]:
-            if other.urn != release.urn and cidr.version == other_cidr.version and cidr.overlaps(other_cidr):
-                report(f"pod CIDR {cidr} of {release.name} overlaps {other_cidr} of {other.name}", release.urn)
+    # Within one cluster ranges may overlap (with the AWS VPC CNI pods and nodes share the VPC's); across
+    # clusters an address must name one pod.
+    clusters = sorted(_pod_ranges(args.resources).items())
+    for i, (name, (resource, cidrs)) in enumerate(clusters):
+        for other, (_, other_cidrs) in clusters[i + 1 :]:
+            for cidr in cidrs:
+                for other_cidr in other_cidrs:
+                    if cidr.version == other_cidr.version and cidr.overlaps(other_cidr):
+                        report(
+                            f"pod CIDR {cidr} of cluster {name} overlaps {other_cidr} of cluster {other}", resource.urn
+                        )
 
 
 def _validate_mesh_complete(args: StackValidationArgs, report: ReportViolation) -> None:
     clusters = _by_cluster(args.resources)
     everyone = {name for name, _ in clusters.values()}
-    if len(everyone) < 2:
-        return
     secrets_by_name = _kube_system_secrets(args.resources)
+    users_by_name = _kube_system_secrets(args.resources, CONFIGMAP)
     for provider, (name, release) in sorted(clusters.items()):
         expected = everyone - {name}
+        if _needs_remote_users(release):
+            _check_remote_users(name, expected, users_by_name[(provider, REMOTE_USERS_CONFIGMAP)], report, release)
+        if len(everyone) < 2:
+            continue
         for secret_name, switch in CLUSTERMESH_SECRETS.items():
             enabled = switch is None or _read(release.props, "values", "clustermesh", "apiserver", switch, "enabled")
             if not _known(enabled) or not enabled:
@@ -213,25 +350,85 @@ def _validate_mesh_complete(args: StackValidationArgs, report: ReportViolation) 
                 string_data = _plain(_read(secret.props, "stringData", default={}))
                 if not _known(data, string_data):
                     continue  # filled in once the peers' addresses are known
-                named = set(data or {}) | set(string_data or {})
-                missing, foreign = sorted(expected - named), sorted(named - expected)
-                if missing:
-                    report(f"{secret_name} of cluster {name} does not name {', '.join(missing)}", secret.urn)
-                if foreign:
-                    report(f"{secret_name} of cluster {name} names {', '.join(foreign)}, not peers of it", secret.urn)
+                named = set(_mapping(data)) | set(_mapping(string_data))
+                _report_difference(f"{secret_name} of cluster {name}", expected, named, report, secret.urn)
+
+
+def _needs_remote_users(release: PolicyResource) -> bool:
+    """Whether the chart mounts a `clustermesh-remote-users` ConfigMap it does not render itself.
+
+    The clustermesh-apiserver mounts it (not optional) unless authMode is `legacy`; the chart renders it only
+    from its own peer list (clustermesh.config.enabled, kvstoreMode internal, CRD identities).
+    """
+    values = _read(release.props, "values", default={})
+    use = _read(values, "clustermesh", "useAPIServer")
+    mode = _read(values, "clustermesh", "apiserver", "tls", "authMode", default=DEFAULT_AUTH_MODE)
+    chart_config = _read(values, "clustermesh", "config", "enabled")
+    kvstore_mode = _read(values, "clustermesh", "apiserver", "kvstoremesh", "kvstoreMode", default="internal")
+    identities = _read(values, "identityAllocationMode", default="crd")
+    if not _known(use, mode, chart_config, kvstore_mode, identities) or not use or mode == "legacy":
+        return False
+    return not (chart_config and kvstore_mode == "internal" and identities in CRD_IDENTITY_MODES)
+
+
+def _check_remote_users(
+    name: str, peers: set[str], configmaps: list[PolicyResource], report: ReportViolation, release: PolicyResource
+) -> None:
+    if not configmaps:
+        report(
+            f"cluster {name} has no {REMOTE_USERS_CONFIGMAP} ConfigMap: its clustermesh-apiserver mounts it and "
+            "never starts without it",
+            release.urn,
+        )
+        return
+    expected = {remote_user(peer) for peer in peers}
+    what = f"{REMOTE_USERS_CONFIGMAP} of cluster {name}"
+    for configmap in configmaps:
+        text = _read(configmap.props, "data", REMOTE_USERS_KEY)
+        if not _known(text):
+            continue
+        try:
+            document = yaml.safe_load(str(text or ""))
+        except yaml.YAMLError:
+            document = None
+        users = _mapping(document).get("users")
+        if not isinstance(users, list) or not all(isinstance(u, Mapping) for u in users):
+            report(f"{what} has no list of users under {REMOTE_USERS_KEY}", configmap.urn)
+            continue
+        _report_difference(what, expected, {str(u.get("name")) for u in users}, report, configmap.urn)
+        wrong_role = sorted(str(u.get("name")) for u in users if u.get("role") != "remote")
+        if wrong_role:
+            report(f"{what} gives {', '.join(wrong_role)} a role other than remote", configmap.urn)
+
+
+def _report_difference(what: str, expected: set[str], named: set[str], report: ReportViolation, urn: str) -> None:
+    missing, foreign = sorted(expected - named), sorted(named - expected)
+    if missing:
+        report(f"{what} does not name {', '.join(missing)}", urn)
+    if foreign:
+        report(f"{what} names {', '.join(foreign)}, not peers of it", urn)
 
 
 def _validate_explicit_providers(args: StackValidationArgs, report: ReportViolation) -> None:
     for resource in args.resources:
-        if not resource.resource_type.startswith("kubernetes:"):
-            continue
+        package = resource.resource_type.split(":", 1)[0]
+        if package == "pulumi" or package in COMPONENT_PACKAGES:
+            continue  # providers, the stack, and this program's components have no provider of their own
         provider = resource.provider
-        if provider is None or provider.name.startswith("default"):
+        if provider is None:
+            report(f"{resource.name} ({resource.resource_type}) names no provider", resource.urn)
+        elif _is_default_provider(provider.name):
             report(
-                f"{resource.name} ({resource.resource_type}) goes through the default Kubernetes provider, "
-                "which reaches whatever cluster the ambient kubeconfig points at",
+                f"{resource.name} ({resource.resource_type}) goes through the default {package} provider "
+                f"({provider.name}), configured by whatever the ambient environment holds (a kubeconfig, "
+                "cloud credentials and region) rather than by the stack",
                 resource.urn,
             )
+
+
+def _is_default_provider(name: str) -> bool:
+    """The engine names the default provider of a package `default`, or `default_<version>[_<url>]`."""
+    return name == "default" or name.startswith("default_")
 
 
 def _validate_uniform_cilium(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -321,46 +518,168 @@ def _strings(value: Any) -> Iterable[str]:
 # --- resource rules -------------------------------------------------------------------------------------
 
 
-def _exposure(args: ResourceValidationArgs) -> tuple[Any, Any, Any] | None:
-    """(type, source ranges, annotations) of a clustermesh-apiserver Service, from a release or a Service."""
+@dataclass(frozen=True)
+class _Exposure:
+    """A clustermesh-apiserver Service as the cloud's controller sees it."""
+
+    type: Any
+    source_ranges: Any
+    annotations: Any
+    load_balancer_class: Any
+
+
+def _exposure(args: ResourceValidationArgs) -> _Exposure | None:
+    """The clustermesh-apiserver Service a Cilium release renders, or a Service of that name."""
     props = args.props
     if _is_cilium(args.resource_type, props):
-        service = _read(props, "values", "clustermesh", "apiserver", "service", default={})
-        if not _read(props, "values", "clustermesh", "useAPIServer"):
+        values = _read(props, "values", default={})
+        service = _read(values, "clustermesh", "apiserver", "service", default={})
+        if not _read(values, "clustermesh", "useAPIServer") or _read(service, "externallyCreated") is True:
+            return None  # no Service from the chart (one created elsewhere is checked as a Service)
+        if _read(values, "clustermesh", "apiserver", "kvstoremesh", "kvstoreMode", default="internal") != "internal":
             return None
-        return (
+        # The chart writes `clustermesh.annotations` and then the Service's own annotations.
+        shared = _plain(_read(values, "clustermesh", "annotations", default={}))
+        own = _plain(_read(service, "annotations", default={}))
+        return _Exposure(
             _read(service, "type", default="NodePort"),
             _plain(_read(service, "loadBalancerSourceRanges", default=[])),
-            _plain(_read(service, "annotations", default={})),
+            {**_mapping(shared), **_mapping(own)} if _known(shared, own) else UNKNOWN,
+            _read(service, "loadBalancerClass"),
         )
     if args.resource_type == SERVICE and _read(props, "metadata", "name") == APISERVER_SERVICE:
-        return (
+        return _Exposure(
             _read(props, "spec", "type", default="ClusterIP"),
             _plain(_read(props, "spec", "loadBalancerSourceRanges", default=[])),
             _plain(_read(props, "metadata", "annotations", default={})),
+            _read(props, "spec", "loadBalancerClass"),
         )
     return None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(annotations: Mapping[str, Any], key: str) -> str | None:
+    """An annotation's value; None where absent or not a string (Kubernetes refuses those)."""
+    value = annotations.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _aws_lbc_takes(annotations: Mapping[str, Any], load_balancer_class: str | None) -> bool:
+    if load_balancer_class is not None:
+        return load_balancer_class == AWS_LBC_CLASS
+    lb_type = _text(annotations, AWS_TYPE)
+    return lb_type == "nlb-ip" or (lb_type == "external" and _text(annotations, AWS_TARGET_TYPE) in ("ip", "instance"))
+
+
+def _aws_lbc_scheme(annotations: Mapping[str, Any]) -> str | None:
+    """The scheme the AWS Load Balancer Controller gives a Service it takes: `internal`, `internet-facing`, `invalid`
+    (it refuses the Service), or None (its default, `--default-load-balancer-scheme`, or an existing LB's)."""
+    if AWS_SCHEME in annotations:
+        scheme = _text(annotations, AWS_SCHEME)
+        return scheme if scheme in ("internal", "internet-facing") else "invalid"
+    if AWS_INTERNAL in annotations:
+        internal = _text(annotations, AWS_INTERNAL)
+        if internal in GO_TRUE:
+            return "internal"
+        return "internet-facing" if internal in GO_FALSE else "invalid"
+    return None
+
+
+def _aws_builtin_internal(annotations: Mapping[str, Any]) -> bool:
+    return _text(annotations, AWS_INTERNAL) not in (None, "", "false")
+
+
+def _gke_internal(annotations: Mapping[str, Any], load_balancer_class: str | None) -> bool:
+    if load_balancer_class is not None:
+        return load_balancer_class == GKE_INTERNAL_CLASS
+    first = next((key for key in GKE_TYPE if key in annotations), None)
+    return first is not None and _text(annotations, first) in ("Internal", "internal")
+
+
+def _is_internal(annotations: Mapping[str, Any], load_balancer_class: Any) -> bool:
+    """Whether the controller that takes this Service gives it no public address, by the value it honours.
+
+    The cloud is not known here, so each cloud's reading is tried; a Service naming a class is read only by
+    the controller of that class. Without a class, an AWS Service counts as internal only if EKS's built-in
+    controller makes it so and the AWS Load Balancer Controller would too, were its webhook to take it.
+    """
+    lb_class = load_balancer_class if isinstance(load_balancer_class, str) and load_balancer_class else None
+    if _aws_lbc_takes(annotations, lb_class):
+        return _aws_lbc_scheme(annotations) == "internal"
+    if _gke_internal(annotations, lb_class):
+        return True
+    if lb_class is not None:
+        return False  # only that class's controller reads the Service, by rules not known here
+    return (
+        (_aws_builtin_internal(annotations) and _aws_lbc_scheme(annotations) != "internet-facing")
+        or _text(annotations, AZURE_INTERNAL) == "true"
+        or _text(annotations, OPENSTACK_INTERNAL) == "true"
+    )
+
+
+def _why_not_internal(annotations: Mapping[str, Any], load_balancer_class: Any) -> str:
+    """A hint for an annotation that looks internal but is not honoured where it stands."""
+    lb_class = load_balancer_class if isinstance(load_balancer_class, str) and load_balancer_class else None
+    if AWS_SCHEME in annotations and not _aws_lbc_takes(annotations, lb_class):
+        return (
+            f" ({AWS_SCHEME} is read only by the AWS Load Balancer Controller, which takes the Service only with "
+            f"loadBalancerClass {AWS_LBC_CLASS} or {AWS_TYPE} nlb-ip or external with {AWS_TARGET_TYPE}; "
+            f'EKS\'s built-in controller needs {AWS_INTERNAL}: "true")'
+        )
+    looks_internal = [
+        k for k in (AWS_INTERNAL, AWS_SCHEME, *GKE_TYPE, AZURE_INTERNAL, OPENSTACK_INTERNAL) if k in annotations
+    ]
+    if looks_internal:
+        shown = ", ".join(f"{k}: {annotations[k]!r}" for k in looks_internal)
+        where = f" with loadBalancerClass {lb_class}" if lb_class else ""
+        return f" ({shown} does not make it internal{where})"
+    return ""
+
+
+def _public_part(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Whether `network` holds an address someone on the internet can have."""
+    if isinstance(network, ipaddress.IPv6Network):
+        if network.subnet_of(IPV4_MAPPED):
+            mapped = network.network_address.ipv4_mapped
+            assert mapped is not None
+            return _public_part(ipaddress.IPv4Network(f"{mapped}/{network.prefixlen - 96}"))
+        if IPV4_MAPPED.subnet_of(network):
+            return True  # it holds every IPv4 address, mapped
+    return bool(_minus([network], NOT_PUBLIC[network.version]))
 
 
 def _validate_apiserver_not_public(args: ResourceValidationArgs, report: ReportViolation) -> None:
     exposure = _exposure(args)
     if exposure is None:
         return
-    service_type, ranges, annotations = exposure
-    if not _known(service_type, ranges, annotations) or service_type != "LoadBalancer":
+    ranges, annotations = exposure.source_ranges, exposure.annotations
+    if not _known(exposure.type, ranges, annotations, exposure.load_balancer_class):
         return
-    if any(str((annotations or {}).get(k, "")).lower() == v.lower() for k, v in INTERNAL_LB_ANNOTATIONS.items()):
+    annotations = _mapping(annotations)
+    if exposure.type != "LoadBalancer" or _is_internal(annotations, exposure.load_balancer_class):
         return
+    hint = _why_not_internal(annotations, exposure.load_balancer_class)
     if not ranges:
         report(
             "the clustermesh-apiserver LoadBalancer is neither internal nor restricted by "
-            "loadBalancerSourceRanges: every address on the internet can reach the mesh's etcd",
+            f"loadBalancerSourceRanges: every address on the internet can reach the mesh's etcd{hint}",
             None,
         )
         return
-    open_ranges = [r for r in ranges if ipaddress.ip_network(str(r), strict=False) in OPEN_RANGES]
+    open_ranges = []
+    for entry in ranges:
+        try:
+            network = ipaddress.ip_network(str(entry).strip(), strict=False)
+        except ValueError:
+            report(f"loadBalancerSourceRanges of the clustermesh-apiserver holds {entry!r}, not a CIDR", None)
+            continue
+        if _public_part(network):
+            open_ranges.append(str(entry))
     if open_ranges:
-        report(f"the clustermesh-apiserver LoadBalancer is open to {', '.join(map(str, open_ranges))}", None)
+        report(f"the clustermesh-apiserver LoadBalancer is open to {', '.join(open_ranges)}{hint}", None)
 
 
 def _validate_chart_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -397,17 +716,20 @@ POLICIES: list[Policy] = [
     ),
     _stack(
         "pod-cidrs-disjoint",
-        "Pod CIDRs of different clusters do not overlap: pods reach each other by IP across the mesh.",
+        "Pod CIDRs of different clusters do not overlap, whatever installs them (Cilium's cluster-pool, the AWS "
+        "VPC CNI, Calico): pods reach each other by IP across the mesh.",
         _validate_pod_cidrs_disjoint,
     ),
     _stack(
         "mesh-complete",
-        "Every cluster's clustermesh Secrets name every other cluster, and only them.",
+        "Every cluster's clustermesh Secrets (in the Cilium namespace) name every other cluster, and only them; "
+        "unless authMode is legacy, its clustermesh-remote-users ConfigMap names exactly remote-<peer> for each.",
         _validate_mesh_complete,
     ),
     _stack(
-        "explicit-kubernetes-provider",
-        "No Kubernetes resource goes through a default provider.",
+        "explicit-providers",
+        "No resource of any provider package (kubernetes, tls, aws, openstack, command, ...) goes through a "
+        "default provider.",
         _validate_explicit_providers,
     ),
     _stack(
@@ -429,8 +751,8 @@ POLICIES: list[Policy] = [
     ),
     _resource(
         "clustermesh-apiserver-not-public",
-        "A LoadBalancer clustermesh-apiserver is internal or restricted by loadBalancerSourceRanges, never open "
-        "to 0.0.0.0/0.",
+        "A LoadBalancer clustermesh-apiserver is internal (by the annotation value or class the cloud's controller "
+        "honours) or restricted by loadBalancerSourceRanges that hold no public address.",
         _validate_apiserver_not_public,
     ),
     _resource(

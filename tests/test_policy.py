@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pulumi.runtime import rpc
 from pulumi_policy import (
     EnforcementLevel,
@@ -30,6 +31,7 @@ from clustermesh.planner.graph import UNKNOWN, UNKNOWN_PLACEHOLDER, Secret, reve
 from clustermesh.planner.policy_check import PolicyConfigError, check, load_levels
 from clustermesh.planner.runner import CapturedPlan, run_program
 from clustermesh.planner.stackfile import StackSettings
+from clustermesh.render.mesh_tls import remote_users
 from policy.rules import POLICIES
 from tests.conftest import COMPLIANT_EXPOSURE, PROJECT_DIR, cluster, raw_config, three_clusters, write_stack_file
 
@@ -38,9 +40,9 @@ EC_KEY = "-----BEGIN EC PRIVATE KEY-----\nMHc...\n-----END EC PRIVATE KEY-----\n
 OPTS = PolicyResourceOptions(False, [], False, [], PolicyCustomTimeouts(0, 0, 0), [])
 
 
-def _provider(cluster_name: str, *, default: bool = False) -> PolicyProviderResource:
+def _provider(cluster_name: str, *, default: bool = False, package: str = "kubernetes") -> PolicyProviderResource:
     name = "default_4_30_0" if default else f"{cluster_name}-k8s"
-    return PolicyProviderResource("pulumi:providers:kubernetes", {}, f"urn:p::providers::{name}", name)
+    return PolicyProviderResource(f"pulumi:providers:{package}", {}, f"urn:p::providers:{package}::{name}", name)
 
 
 def _resource(type_: str, name: str, props: dict[str, Any], provider: PolicyProviderResource | None) -> PolicyResource:
@@ -49,38 +51,70 @@ def _resource(type_: str, name: str, props: dict[str, Any], provider: PolicyProv
     )
 
 
-def _release(name: str, cluster_id: Any, pods: str, *, version: str = "1.20.0", **values: Any) -> PolicyResource:
+def _release(name: str, cluster_id: Any, pods: Any, *, version: str = "1.20.0", **values: Any) -> PolicyResource:
     merged: dict[str, Any] = {
         "cluster": {"name": name, "id": cluster_id},
         "clustermesh": {
             "useAPIServer": True,
             "maxConnectedClusters": 255,
-            "apiserver": {"kvstoremesh": {"enabled": False}, "tls": {"auto": {"enabled": False}}},
+            "config": {"enabled": False},
+            "apiserver": {
+                "kvstoremesh": {"enabled": False},
+                "tls": {"auto": {"enabled": False}, "authMode": "cluster"},
+            },
         },
-        "ipam": {"mode": "cluster-pool", "operator": {"clusterPoolIPv4PodCIDRList": [pods]}},
         "routingMode": "tunnel",
         "tunnelProtocol": "vxlan",
     }
+    if pods is not None:  # None: a chained cluster, whose pods get addresses from the AWS VPC CNI or Calico
+        listed = pods if isinstance(pods, list) else [pods]
+        merged["ipam"] = {"mode": "cluster-pool", "operator": {"clusterPoolIPv4PodCIDRList": listed}}
     for key, value in values.items():
         merged[key] = {**merged[key], **value} if isinstance(value, dict) and key in merged else value
     props = {"chart": "cilium", "version": version, "name": "cilium", "namespace": "kube-system", "values": merged}
     return _resource("kubernetes:helm.sh/v3:Release", f"{name}-cilium", props, _provider(name))
 
 
-def _secret(cluster_name: str, secret_name: str, data: Any, type_: str = "Opaque") -> PolicyResource:
-    props = {"metadata": {"name": secret_name, "namespace": "kube-system"}, "type": type_, "data": data}
+def _secret(
+    cluster_name: str, secret_name: str, data: Any, type_: str = "Opaque", namespace: str = "kube-system"
+) -> PolicyResource:
+    props = {"metadata": {"name": secret_name, "namespace": namespace}, "type": type_, "data": data}
     return _resource("kubernetes:core/v1:Secret", f"{cluster_name}-{secret_name}", props, _provider(cluster_name))
 
 
-def _cluster(name: str, cluster_id: Any, pods: str, peers: list[str], **values: Any) -> list[PolicyResource]:
-    """A cluster as the program builds it: its release, its certificate Secrets, its clustermesh Secret."""
+def _configmap(cluster_name: str, configmap_name: str, data: Any, namespace: str = "kube-system") -> PolicyResource:
+    props = {"metadata": {"name": configmap_name, "namespace": namespace}, "data": data}
+    return _resource("kubernetes:core/v1:ConfigMap", f"{cluster_name}-{configmap_name}", props, _provider(cluster_name))
+
+
+def _remote_users(cluster_name: str, peers: list[str]) -> PolicyResource:
+    """The program's own users ConfigMap (clustermesh.render.mesh_tls), for `peers`."""
+    document = remote_users(cluster_name, peers)
+    return _configmap(cluster_name, document["metadata"]["name"], document["data"])
+
+
+def _users(cluster_name: str, users: list[dict[str, str]]) -> PolicyResource:
+    return _configmap(cluster_name, "clustermesh-remote-users", {"users.yaml": yaml.safe_dump({"users": users})})
+
+
+def _mesh_cluster(name: str, cluster_id: Any, pods: Any, cni: str = "cilium") -> PolicyResource:
+    """The MeshCluster component: what the program knows of the cluster whatever its CNI."""
+    props = {"clusterName": name, "clusterId": cluster_id, "cni": cni, "podCidrs": pods}
+    return _resource("clustermesh:index:MeshCluster", name, props, None)
+
+
+def _cluster(name: str, cluster_id: Any, pods: Any, peers: list[str], **values: Any) -> list[PolicyResource]:
+    """A cluster as the program builds it: its component, its release, its certificate Secrets, its clustermesh
+    Secret and its users ConfigMap."""
     return [
+        _mesh_cluster(name, cluster_id, [pods] if isinstance(pods, str) else pods),
         _release(name, cluster_id, pods, **values),
         *(
             _secret(name, f"clustermesh-apiserver-{role}-cert", {"tls.crt": "x"}, "kubernetes.io/tls")
             for role in ("server", "admin", "remote")
         ),
         _secret(name, "cilium-clustermesh", dict.fromkeys(peers, "eA==")),
+        _remote_users(name, peers),
     ]
 
 
@@ -139,20 +173,114 @@ def test_cluster_id_within_max_and_the_same_max_everywhere() -> None:
 def test_pod_cidrs_disjoint() -> None:
     overlap = [_release("a", 1, "10.1.0.0/16"), _release("b", 2, "10.1.128.0/17")]
     assert _stack_rule("pod-cidrs-disjoint", overlap) == [
-        "pod CIDR 10.1.0.0/16 of a-cilium overlaps 10.1.128.0/17 of b-cilium"
+        "pod CIDR 10.1.0.0/16 of cluster a overlaps 10.1.128.0/17 of cluster b"
     ]
 
 
+def test_pod_cidrs_disjoint_sees_chained_clusters_through_their_components() -> None:
+    """aws-cni and Calico clusters carry no cluster-pool values; their ranges come from the MeshCluster."""
+    chained = [
+        _mesh_cluster("a", 1, ["10.0.0.0/16"], cni="aws-cni"),
+        _mesh_cluster("b", 2, ["10.0.128.0/17"], cni="aws-cni"),
+        _mesh_cluster("c", 3, ["192.168.0.0/16", "fd00:10::/48"], cni="calico"),
+        _mesh_cluster("d", 4, ["10.4.0.0/16", "fd00:10:0:1::/64"], cni="calico"),
+        *(_release(n, i, None, cni={"chainingMode": "aws-cni"}) for n, i in (("a", 1), ("b", 2))),
+        *(_release(n, i, None, cni={"chainingMode": "generic-veth"}) for n, i in (("c", 3), ("d", 4))),
+    ]
+    assert _stack_rule("pod-cidrs-disjoint", chained) == [
+        "pod CIDR 10.0.0.0/16 of cluster a overlaps 10.0.128.0/17 of cluster b",
+        "pod CIDR fd00:10::/48 of cluster c overlaps fd00:10:0:1::/64 of cluster d",
+    ]
+
+
+def test_pod_cidrs_within_one_cluster_may_overlap_and_count_once() -> None:
+    """The component and the release name the same range once per cluster; with aws-cni pods and nodes share
+    the VPC's range, so a cluster's own ranges may overlap each other."""
+    own = [
+        *_cluster("a", 1, "10.1.0.0/16", ["b"]),
+        *_cluster("b", 2, ["10.2.0.0/16", "10.2.1.0/24"], ["a"]),
+        _mesh_cluster("c", 3, ["10.3.0.0/16", "10.3.0.0/16"], cni="aws-cni"),
+    ]
+    assert _stack_rule("pod-cidrs-disjoint", own) == []
+    # A component's ranges beside another cluster's release: one overlap, reported once.
+    mixed = [*_cluster("a", 1, "10.1.0.0/16", ["b"]), _mesh_cluster("b", 2, ["10.1.0.0/24"], cni="aws-cni")]
+    assert _stack_rule("pod-cidrs-disjoint", mixed) == [
+        "pod CIDR 10.1.0.0/16 of cluster a overlaps 10.1.0.0/24 of cluster b"
+    ]
+
+
+def _without(resources: list[PolicyResource], *names: str) -> list[PolicyResource]:
+    return [r for r in resources if r.name not in names]
+
+
 def test_mesh_complete() -> None:
-    missing = [*_cluster("a", 1, "10.1.0.0/16", []), *_cluster("b", 2, "10.2.0.0/16", ["a", "c"])]
+    missing = [
+        *_without(_cluster("a", 1, "10.1.0.0/16", []), "a-clustermesh-remote-users"),
+        _remote_users("a", ["b"]),
+        *_without(_cluster("b", 2, "10.2.0.0/16", ["a", "c"]), "b-clustermesh-remote-users"),
+        _remote_users("b", ["a"]),
+    ]
     assert _stack_rule("mesh-complete", missing) == [
         "cilium-clustermesh of cluster a does not name b",
         "cilium-clustermesh of cluster b names c, not peers of it",
     ]
-    no_secret = [r for r in _mesh() if r.name != "b-cilium-clustermesh"]
+    no_secret = _without(_mesh(), "b-cilium-clustermesh")
     assert _stack_rule("mesh-complete", no_secret) == [
         "cluster b has no cilium-clustermesh Secret: it knows none of its 1 peers"
     ]
+
+
+def test_mesh_complete_counts_only_secrets_in_the_cilium_namespace() -> None:
+    """The agents mount cilium-clustermesh from kube-system: the right Secret elsewhere leaves the cluster blind."""
+    elsewhere = [
+        *_without(_mesh(), "b-cilium-clustermesh"),
+        _secret("b", "cilium-clustermesh", {"a": "eA=="}, namespace="default"),
+    ]
+    assert _stack_rule("mesh-complete", elsewhere) == [
+        "cluster b has no cilium-clustermesh Secret: it knows none of its 1 peers"
+    ]
+    users_elsewhere = [
+        *_without(_mesh(), "a-clustermesh-remote-users"),
+        _configmap("a", "clustermesh-remote-users", remote_users("a", ["b"])["data"], namespace="default"),
+    ]
+    assert _stack_rule("mesh-complete", users_elsewhere) == [
+        "cluster a has no clustermesh-remote-users ConfigMap: its clustermesh-apiserver mounts it and never "
+        "starts without it"
+    ]
+
+
+def test_mesh_complete_checks_each_clusters_remote_users() -> None:
+    """Unless authMode is legacy, the clustermesh-apiserver mounts clustermesh-remote-users and creates one etcd
+    user per entry: exactly remote-<peer> for each peer, role remote."""
+    rule = "mesh-complete"
+    wrong = [
+        *_without(_mesh(), "a-clustermesh-remote-users", "b-clustermesh-remote-users"),
+        _users("a", [{"name": "remote", "role": "remote"}]),  # the legacy CN, not b's identity
+        _users("b", [{"name": "remote-a", "role": "admin"}, {"name": "remote-b", "role": "remote"}]),
+    ]
+    assert _stack_rule(rule, wrong) == [
+        "clustermesh-remote-users of cluster a does not name remote-b",
+        "clustermesh-remote-users of cluster a names remote, not peers of it",
+        "clustermesh-remote-users of cluster b names remote-b, not peers of it",
+        "clustermesh-remote-users of cluster b gives remote-a a role other than remote",
+    ]
+    garbled = [
+        *_without(_mesh(), "a-clustermesh-remote-users"),
+        _configmap("a", "clustermesh-remote-users", {"users.yaml": "users: remote-b"}),
+    ]
+    assert _stack_rule(rule, garbled) == ["clustermesh-remote-users of cluster a has no list of users under users.yaml"]
+    # The chart's default authMode (migration) mounts it too, and a lone cluster needs it (with no users).
+    default_mode = _without(
+        _cluster("a", 1, "10.1.0.0/16", [], clustermesh={"apiserver": {"tls": {"auto": {"enabled": False}}}}),
+        "a-clustermesh-remote-users",
+    )
+    assert len(_stack_rule(rule, default_mode)) == 1
+    assert _stack_rule(rule, [*_without(default_mode), _remote_users("a", [])]) == []
+    # legacy mounts nothing; with the chart's own peer list the chart renders it.
+    legacy = {"apiserver": {"tls": {"auto": {"enabled": False}, "authMode": "legacy"}}}
+    assert _stack_rule(rule, _without(_mesh(clustermesh=legacy), "a-clustermesh-remote-users")) == []
+    chart_config = {"config": {"enabled": True}}
+    assert _stack_rule(rule, _without(_mesh(clustermesh=chart_config), "a-clustermesh-remote-users")) == []
 
 
 def test_mesh_complete_checks_the_kvstoremesh_secret_when_kvstoremesh_is_on() -> None:
@@ -163,13 +291,31 @@ def test_mesh_complete_checks_the_kvstoremesh_secret_when_kvstoremesh_is_on() ->
     ]
 
 
-def test_explicit_kubernetes_provider() -> None:
+def test_explicit_providers_for_every_provider_package() -> None:
+    """Every resource of a package with a provider (kubernetes, tls, aws, ...) names an explicit one."""
     stray = _resource(
         "kubernetes:core/v1:ConfigMap", "stray", {"metadata": {"name": "x"}}, _provider("a", default=True)
     )
     orphan = _resource("kubernetes:core/v1:ConfigMap", "orphan", {"metadata": {"name": "y"}}, None)
-    found = _stack_rule("explicit-kubernetes-provider", [*_mesh(), stray, orphan])
-    assert [m.split(" (")[0] for m in found] == ["stray", "orphan"]
+    key = _resource("tls:index/privateKey:PrivateKey", "ca", {}, _provider("mesh", default=True, package="tls"))
+    unversioned = PolicyProviderResource("pulumi:providers:aws", {}, "urn:p::providers:aws::default", "default")
+    record = _resource("aws:route53/record:Record", "a-dns", {}, unversioned)
+    command = _resource("command:local:Command", "hook", {}, None)
+    explicit = [
+        _resource("tls:index/privateKey:PrivateKey", "b-key", {}, _provider("mesh", package="tls")),
+        _resource("aws:route53/record:Record", "b-dns", {}, _provider("mesh", package="aws")),
+        _resource("clustermesh:index:Mesh", "mesh", {}, None),  # a component: no provider of its own
+        _resource("pulumi:providers:tls", "mesh-tls", {}, None),
+        _resource("pulumi:pulumi:Stack", "p-dev", {}, None),
+    ]
+    found = _stack_rule("explicit-providers", [*_mesh(), *explicit, stray, orphan, key, record, command])
+    assert [m.split(" (")[0] for m in found] == ["stray", "orphan", "ca", "a-dns", "hook"]
+    assert found[2] == (
+        "ca (tls:index/privateKey:PrivateKey) goes through the default tls provider (default_4_30_0), configured "
+        "by whatever the ambient environment holds (a kubeconfig, cloud credentials and region) rather than by "
+        "the stack"
+    )
+    assert found[4] == "hook (command:local:Command) names no provider"
 
 
 def test_uniform_cilium_and_datapath() -> None:
@@ -228,7 +374,7 @@ def test_clustermesh_apiserver_not_public() -> None:
     ]
     assert len(_resource_rule(rule, _exposed(type="LoadBalancer"))) == 1
     assert _resource_rule(rule, _exposed(type="LoadBalancer", loadBalancerSourceRanges=["172.16.0.0/12"])) == []
-    internal = {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}
+    internal = {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}
     assert _resource_rule(rule, _exposed(type="LoadBalancer", annotations=internal)) == []
     assert _resource_rule(rule, _exposed(type="NodePort")) == []
     service = _resource(
@@ -243,6 +389,135 @@ def test_clustermesh_apiserver_not_public() -> None:
     assert _resource_rule(rule, service) == ["the clustermesh-apiserver LoadBalancer is open to ::/0"]
 
 
+AWS = "service.beta.kubernetes.io/aws-load-balancer-"
+LBC = {"loadBalancerClass": "service.k8s.aws/nlb"}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "service", "internal"),
+    [
+        # EKS's built-in controller: any value but "" and "false"; it ignores the scheme annotation.
+        ({f"{AWS}internal": "true"}, {}, True),
+        ({f"{AWS}internal": "false"}, {}, False),
+        ({f"{AWS}internal": ""}, {}, False),
+        ({f"{AWS}scheme": "internal"}, {}, False),
+        ({f"{AWS}scheme": "internet-facing"}, {}, False),
+        # ... and were the AWS Load Balancer Controller's webhook to take it, an explicit scheme would win.
+        ({f"{AWS}internal": "true", f"{AWS}scheme": "internet-facing"}, {}, False),
+        # The AWS Load Balancer Controller, only for a Service that asks for it.
+        ({f"{AWS}scheme": "internal"}, LBC, True),
+        ({f"{AWS}scheme": "internet-facing"}, LBC, False),
+        ({f"{AWS}scheme": "Internal"}, LBC, False),  # refused by the controller; not counted
+        ({f"{AWS}internal": "true"}, LBC, True),  # its legacy key, as a Go bool, without a scheme
+        ({f"{AWS}internal": "false"}, LBC, False),
+        ({}, LBC, False),  # its default scheme is a controller flag: not counted
+        ({f"{AWS}scheme": "internal", f"{AWS}type": "nlb-ip"}, {}, True),
+        ({f"{AWS}scheme": "internal", f"{AWS}type": "external", f"{AWS}nlb-target-type": "ip"}, {}, True),
+        ({f"{AWS}scheme": "internal", f"{AWS}type": "external"}, {}, False),  # no target type: not taken
+        ({f"{AWS}scheme": "internal", f"{AWS}type": "nlb"}, {}, False),  # nlb is the built-in controller's
+        # GKE: the first of its keys present decides, "Internal" or "internal"; its legacy classes override it.
+        ({"networking.gke.io/load-balancer-type": "Internal"}, {}, True),
+        ({"cloud.google.com/load-balancer-type": "internal"}, {}, True),
+        ({"networking.gke.io/load-balancer-type": "External"}, {}, False),
+        (
+            {"networking.gke.io/load-balancer-type": "External", "cloud.google.com/load-balancer-type": "Internal"},
+            {},
+            False,
+        ),
+        ({}, {"loadBalancerClass": "networking.gke.io/l4-regional-internal-legacy"}, True),
+        (
+            {"networking.gke.io/load-balancer-type": "Internal"},
+            {"loadBalancerClass": "networking.gke.io/l4-regional-external-legacy"},
+            False,
+        ),
+        # Azure: exactly "true". OpenStack: "true" (other values fall back to a cloud config not visible here).
+        ({"service.beta.kubernetes.io/azure-load-balancer-internal": "true"}, {}, True),
+        ({"service.beta.kubernetes.io/azure-load-balancer-internal": "True"}, {}, False),
+        ({"service.beta.kubernetes.io/openstack-internal-load-balancer": "true"}, {}, True),
+        ({"service.beta.kubernetes.io/openstack-internal-load-balancer": "yes"}, {}, False),
+        # Any other class: none of the clouds' annotations applies.
+        ({f"{AWS}internal": "true"}, {"loadBalancerClass": "io.cilium/bgp-control-plane"}, False),
+    ],
+)
+def test_internal_means_the_value_the_controller_honours(
+    annotations: dict[str, str], service: dict[str, str], internal: bool
+) -> None:
+    found = _resource_rule(
+        "clustermesh-apiserver-not-public", _exposed(type="LoadBalancer", annotations=annotations, **service)
+    )
+    assert len(found) == (0 if internal else 1), found
+
+
+def test_a_scheme_the_built_in_controller_ignores_is_explained() -> None:
+    (found,) = _resource_rule(
+        "clustermesh-apiserver-not-public", _exposed(type="LoadBalancer", annotations={f"{AWS}scheme": "internal"})
+    )
+    assert "read only by the AWS Load Balancer Controller" in found
+    assert 'needs service.beta.kubernetes.io/aws-load-balancer-internal: "true"' in found
+
+
+@pytest.mark.parametrize(
+    ("ranges", "open_to"),
+    [
+        (["0.0.0.0/1", "128.0.0.0/1"], ["0.0.0.0/1", "128.0.0.0/1"]),
+        (["8.0.0.0/8"], ["8.0.0.0/8"]),
+        (["10.0.0.0/7"], ["10.0.0.0/7"]),  # straddles: 11.0.0.0/8 is public
+        (["100.0.0.0/8"], ["100.0.0.0/8"]),  # holds CGNAT, and public space around it
+        (["192.0.0.9/32"], ["192.0.0.9/32"]),  # a globally reachable anycast address inside 192.0.0.0/24
+        (["2000::/3"], ["2000::/3"]),
+        (["::ffff:8.8.8.0/120"], ["::ffff:8.8.8.0/120"]),  # IPv4-mapped public addresses
+        (["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8", "192.168.0.0/16"], []),
+        (["172.16.0.0/12", "198.18.0.0/15", "192.0.0.0/29", "10.1.2.3/8"], []),  # host bits as Kubernetes allows
+        (["fd00::/8", "fe80::/10", "::1/128", "2001:db8::/32", "::ffff:10.0.0.0/104"], []),
+    ],
+)
+def test_open_means_any_source_range_holding_a_public_address(ranges: list[str], open_to: list[str]) -> None:
+    found = _resource_rule(
+        "clustermesh-apiserver-not-public", _exposed(type="LoadBalancer", loadBalancerSourceRanges=ranges)
+    )
+    assert found == ([f"the clustermesh-apiserver LoadBalancer is open to {', '.join(open_to)}"] if open_to else [])
+
+
+def test_not_public_reads_what_the_chart_renders() -> None:
+    """The chart writes clustermesh.annotations, then the Service's own; it renders no Service when told another
+    exists; a Service given as a resource is read from its spec, class included."""
+    rule = "clustermesh-apiserver-not-public"
+    shared_internal = _release(
+        "a",
+        1,
+        "10.1.0.0/16",
+        clustermesh={
+            "annotations": {f"{AWS}internal": "true"},
+            "apiserver": {"service": {"type": "LoadBalancer"}},
+        },
+    )
+    assert _resource_rule(rule, shared_internal) == []
+    overridden = _release(
+        "a",
+        1,
+        "10.1.0.0/16",
+        clustermesh={
+            "annotations": {f"{AWS}internal": "true"},
+            "apiserver": {"service": {"type": "LoadBalancer", "annotations": {f"{AWS}internal": "false"}}},
+        },
+    )
+    assert len(_resource_rule(rule, overridden)) == 1
+    assert _resource_rule(rule, _exposed(type="LoadBalancer", externallyCreated=True)) == []
+    assert _resource_rule(rule, _exposed(type="LoadBalancer", loadBalancerSourceRanges=["not-a-cidr"])) == [
+        "loadBalancerSourceRanges of the clustermesh-apiserver holds 'not-a-cidr', not a CIDR"
+    ]
+    service = _resource(
+        "kubernetes:core/v1:Service",
+        "svc",
+        {
+            "metadata": {"name": "clustermesh-apiserver", "annotations": {f"{AWS}scheme": "internal"}},
+            "spec": {"type": "LoadBalancer", "loadBalancerClass": "service.k8s.aws/nlb"},
+        },
+        _provider("a"),
+    )
+    assert _resource_rule(rule, service) == []
+
+
 def test_chart_version_pinned() -> None:
     assert _resource_rule("chart-version-pinned", _release("a", 1, "10.1.0.0/16")) == []
     assert _resource_rule("chart-version-pinned", _release("a", 1, "10.1.0.0/16", version="1.20.0-pre.3")) == []
@@ -253,18 +528,28 @@ def test_chart_version_pinned() -> None:
 
 
 def test_no_rule_crashes_or_reports_on_values_unknown_in_preview() -> None:
-    names = ["a", "b", "c", "d"]
+    names = ["a", "b", "c", "d", "e", "g"]
 
     def peers(name: str) -> list[str]:
         return [n for n in names if n != name]
 
     unknown_lb = {"type": "LoadBalancer", "loadBalancerSourceRanges": rpc.UNKNOWN}
+    unknown_annotations = {"type": "LoadBalancer", "annotations": rpc.UNKNOWN}
+    unknown_class = {
+        "type": "LoadBalancer",
+        "loadBalancerClass": rpc.UNKNOWN,
+        "annotations": {f"{AWS}scheme": "internal"},
+    }
     resources = [
-        *_cluster("a", 1, "10.1.0.0/16", peers("a")),
-        *_cluster("b", 2, "10.2.0.0/16", peers("b"))[:-1],
+        *_cluster("a", 1, "10.1.0.0/16", peers("a"), clustermesh={"apiserver": {"service": unknown_annotations}}),
+        *_without(_cluster("b", 2, "10.2.0.0/16", peers("b")), "b-cilium-clustermesh", "b-clustermesh-remote-users"),
         _secret("b", "cilium-clustermesh", rpc.UNKNOWN),  # its peers' addresses are not known yet
+        _configmap("b", "clustermesh-remote-users", {"users.yaml": rpc.UNKNOWN}),
         *_cluster("c", rpc.UNKNOWN, rpc.UNKNOWN, peers("c"), version=rpc.UNKNOWN, routingMode=rpc.UNKNOWN),
         *_cluster("d", 4, "10.4.0.0/16", peers("d"), clustermesh={"apiserver": {"service": unknown_lb}}),
+        *_cluster("e", 5, "10.5.0.0/16", peers("e"), clustermesh={"apiserver": {"service": unknown_class}}),
+        _mesh_cluster("f", 6, rpc.UNKNOWN, cni="aws-cni"),
+        *_without(_cluster("g", 7, "10.7.0.0/16", peers("g"), clustermesh=rpc.UNKNOWN), "g"),
     ]
     for name, policy in RULES.items():
         if isinstance(policy, StackValidationPolicy):
@@ -296,6 +581,17 @@ def test_planner_exits_3_naming_the_rule_when_the_apiserver_is_open_to_the_world
     assert result.returncode == 3, result.stderr
     assert "policy mandatory: clustermesh-apiserver-not-public: alpha-cilium:" in result.stderr
     assert _planner("plan", "--config", str(config), "--no-policy").returncode == 0
+
+
+def test_planner_refuses_a_scheme_annotation_eks_built_in_controller_ignores(tmp_path: Path) -> None:
+    config = write_stack_file(
+        tmp_path / "Pulumi.scheme.yaml",
+        [{**c, "apiserverExposure": {"loadBalancerIP": f"10.9.0.{i}"}} for i, c in enumerate(three_clusters(), 1)],
+        apiserverExposure={"annotations": {f"{AWS}scheme": "internal"}},
+    )
+    result = _planner("plan", "--config", str(config))
+    assert result.returncode == 3, result.stderr
+    assert "policy mandatory: clustermesh-apiserver-not-public: alpha-cilium:" in result.stderr
 
 
 def test_policy_config_can_lower_a_rule_to_advisory(tmp_path: Path) -> None:
