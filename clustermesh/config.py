@@ -289,10 +289,14 @@ def _kubeconfig_secret_names(clusters_raw: Any) -> set[str]:
     return names
 
 
+_KUBECONFIG_WORDS = ("Config", "v1", "clusters", "cluster", "users", "user", "contexts", "context", "name", "server")
+"""A kubeconfig's own keys, which messages about one name."""
+
+
 @cache
 def _public_words() -> frozenset[str]:
     """Words of the config's own vocabulary (key names, enum values): never secret, so never redacted."""
-    words = {"true", "false", "null", PROJECT, *KNOWN_NAMESPACES}
+    words = {"true", "false", "null", PROJECT, *KNOWN_NAMESPACES, *_KUBECONFIG_WORDS}
     for member in vars(model).values():
         if isinstance(member, type) and issubclass(member, StrEnum) and member is not StrEnum:
             words |= {str(m.value) for m in member}

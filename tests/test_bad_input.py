@@ -233,7 +233,36 @@ BAD: dict[str, Bad] = {
     "clusters malformed json": Bad(
         "clusters", "not valid JSON", stack(OMIT, extra={"clustermesh:clusters": '[{"name": }]'})
     ),
+    "exposure a string": Bad(
+        "apiserverExposure", "must be a mapping (got 'LoadBalancer')", stack(apiserverExposure="LoadBalancer")
+    ),
+    "annotations a list": Bad(
+        "apiserverExposure.annotations",
+        "must be a mapping (got a list)",
+        stack(apiserverExposure={"annotations": ["a=b"]}),
+    ),
     # --- one cluster's fields
+    "routing a string": Bad(
+        "clusters[0].routing",
+        "must be a mapping with keys such as mode, tunnelProtocol",
+        stack(with_cluster(0, routing="native")),
+    ),
+    "kubeconfig path a number": Bad(
+        "clusters[0].kubeconfig.path", "must be a string (got 42)", stack(with_cluster(0, kubeconfig={"path": 42}))
+    ),
+    "node cidr a list": Bad(
+        "clusters[0].nodeCidr",
+        "must be a CIDR such as 10.1.0.0/16 (got a list)",
+        stack(with_cluster(0, nodeCidr=["172.17.1.0/24"])),
+    ),
+    "aws-cni id 400": Bad(
+        "clusters[0].id",
+        "400 cannot be used with aws-cni chaining",
+        stack(
+            [cluster("a", 400, "10.1.0.0/16", cni="aws-cni", nodeCidr="10.1.0.0/16", routing={"mode": "native"})],
+            maxConnectedClusters=511,
+        ),
+    ),
     "id true": Bad("clusters[1].id", "must be a whole number (got true)", stack(with_cluster(1, id=True))),
     "id a word": Bad("clusters[1].id", "must be a whole number (got 'two')", stack(with_cluster(1, id="two"))),
     "id a fraction": Bad("clusters[1].id", "must be a whole number (got 2.5)", stack(with_cluster(1, id=2.5))),
