@@ -6,7 +6,11 @@ Pulumi engine hands it to a program (every value a string, objects as JSON) and 
 
 Checking happens in two passes so that one run reports everything: pydantic checks the shape and
 types of each key and of each cluster on its own, then `clustermesh.validation` checks the rules that
-span fields and clusters on whatever parsed.
+span fields and clusters on whatever parsed (a mesh-wide key that fails is replaced by its default
+for the rules that do not read it).
+
+Messages speak the stack file's language: its key names and paths, what a key expects, and the value
+as given. No message shows the text of a value the engine holds as secret: it reads `[secret]`.
 """
 
 from __future__ import annotations
