@@ -41,15 +41,22 @@ def test_resource_names_and_urns_are_unique() -> None:
     assert [k for k, c in Counter((n.type, n.name) for n in plan.nodes).items() if c > 1] == []
 
 
+BETA_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: beta, cluster: {server: "https://beta.example:6443"}}]
+users: [{name: beta-admin, user: {token: beta-token}}]
+contexts: [{name: beta, context: {cluster: beta, user: beta-admin}}]
+current-context: beta
+"""
+
+
 def test_kubeconfigs_are_secret_in_provider_inputs_and_stack_outputs() -> None:
     secret_cluster = cluster("beta", 2, "10.12.0.0/16", kubeconfig={"secret": "betaKubeconfig"})
-    raw = {
-        **raw_config([three_clusters()[0], secret_cluster]),
-        "clustermesh:betaKubeconfig": "apiVersion: v1\nkind: Config\n",
-    }
+    raw = {**raw_config([three_clusters()[0], secret_cluster]), "clustermesh:betaKubeconfig": BETA_KUBECONFIG}
     plan = plan_raw(raw, frozenset({"clustermesh:betaKubeconfig"}))
     providers = {n.name: n for n in _by_type(plan, KUBERNETES_PROVIDER)}
-    assert providers["beta-k8s"].inputs["kubeconfig"] == Secret("apiVersion: v1\nkind: Config\n")
+    assert providers["beta-k8s"].inputs["kubeconfig"] == Secret(BETA_KUBECONFIG)
     assert providers["alpha-k8s"].inputs["kubeconfig"] == Secret("~/.kube/config")
     assert providers["alpha-k8s"].inputs["context"] == "alpha"
     assert isinstance(plan.outputs["kubeconfigs"]["alpha"], Secret)
