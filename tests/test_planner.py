@@ -295,6 +295,7 @@ _DOCUMENT = st.dictionaries(_TEXT, st.one_of(_FLAT, _TEXT, st.lists(_TEXT, max_s
 @given(st.lists(_DOCUMENT, min_size=1, max_size=3))
 @example([{"data": {"yes": "1_000", "on": "0x1F"}}])
 @example([{"data": {"a" * 130: "b"}}])
+@example([{"0b_": {}}, {"data": {"0b_": "0x_", "0o_": "1_0"}}])
 def test_fast_manifest_yaml_writes_exactly_what_pyyaml_writes(documents: list[dict[str, Any]]) -> None:
     """The Secret files skip PyYAML for flat maps of plain strings; the text must not differ by a byte."""
     assert report._manifests_yaml(documents) == report._yaml(documents)

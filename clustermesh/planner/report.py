@@ -139,8 +139,17 @@ SIMPLE_KEY_LENGTH = 128
 
 @functools.lru_cache(maxsize=8192)
 def _plain_scalar(text: str) -> bool:
-    """Whether PyYAML writes `text` as it is, on one line: a plain scalar that still reads back as a string."""
-    return bool(_PLAIN_CANDIDATE.match(text)) and yaml.load(text, Loader=yaml.CSafeLoader) == text
+    """Whether PyYAML writes `text` as it is, on one line: a plain scalar that still reads back as a string.
+
+    A text PyYAML cannot even read back as what its resolver takes it for (`0b_` looks like a binary integer
+    and is none) is not: PyYAML quotes it when it writes it.
+    """
+    if not _PLAIN_CANDIDATE.match(text):
+        return False
+    try:
+        return bool(yaml.load(text, Loader=yaml.CSafeLoader) == text)
+    except (yaml.YAMLError, ValueError):
+        return False
 
 
 def _plain_key(key: Any) -> bool:
