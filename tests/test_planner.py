@@ -651,6 +651,7 @@ def test_nlb_annotations_without_a_hostname_fail_the_plan_as_pulumi_up_would(tmp
     assert "Traceback" not in result.stderr + result.stdout
     assert re.search(r"reports only the hostname \S+\.elb\.\S+\.amazonaws\.com", result.stderr), result.stderr
     assert re.search(r"set clusters\[[0-2]\]\.apiserverExposure\.hostname", result.stderr), result.stderr
+    assert "While processing" not in result.stderr and "Output object" not in result.stderr, "the program's words"
     assert not (tmp_path / "out" / "plan.json").exists()
 
 

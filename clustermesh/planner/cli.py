@@ -104,13 +104,26 @@ def plan(  # noqa: PLR0917 - typer maps each option to a parameter
                     project, settings, preview=preview, on_register=on_register, random_keys=reveal_secrets
                 )
             except Exception as exc:
-                raise _fail(EXIT_FAILURE, [f"{type(exc).__name__}: {exc}"], "the program failed to plan") from None
+                raise _fail(EXIT_FAILURE, [_program_error(exc)], "the program failed to plan") from None
 
         _show(captured, stdout, as_json=as_json, reveal_secrets=reveal_secrets, cluster=cluster, tree=tree)
         if out is not None:
             _write_out(captured, out, stdout, reveal_secrets=reveal_secrets)
         if policy and _report_violations(check(captured, levels)):
             raise typer.Exit(EXIT_POLICY_VIOLATION)
+
+
+def _program_error(exc: BaseException) -> str:
+    """The program's own error, without the SDK's wrappers ("While processing input: ..., value <Output ...>")."""
+    seen = {id(exc)}
+    while str(exc).startswith("While processing "):
+        # The SDK chains such a wrapper to itself (`__cause__`); what it wrapped is its `__context__`.
+        wrapped = exc.__cause__ if exc.__cause__ is not exc else exc.__context__
+        if wrapped is None or id(wrapped) in seen:
+            break
+        seen.add(id(wrapped))
+        exc = wrapped
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _load(project_dir: Path, stack: str | None, config: Path | None) -> tuple[Path, StackSettings, MeshConfig]:
