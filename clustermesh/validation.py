@@ -16,6 +16,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import yaml
 
+from clustermesh.aws_load_balancers import asks_for_aws_load_balancer
 from clustermesh.cilium import CLUSTER_POOL_MASK, SUPPORTED_CILIUM_MINORS, buggy_cluster_id
 from clustermesh.model import (
     PROJECT,
@@ -427,7 +428,25 @@ def _exposure_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
             yield Problem(f"{at}.nodeAddresses", "required when apiserverExposure.type is NodePort")
         if exposure.node_addresses and service_type is not ServiceType.NODE_PORT:
             yield Problem(f"{at}.nodeAddresses", "only applies when apiserverExposure.type is NodePort")
+    yield from _aws_hostname_rules(mesh, clusters)
     yield from _annotation_rules(mesh)
+
+
+def _aws_hostname_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
+    """An AWS load balancer reports a DNS name and no IP, and ignores a pinned IP: peers can only dial a name.
+
+    Caught here rather than by `pulumi up`, which would stop only once Cilium runs and the Service answers.
+    """
+    exposure = mesh.apiserver_exposure
+    if exposure.type is not ServiceType.LOAD_BALANCER or not asks_for_aws_load_balancer(exposure.annotations):
+        return
+    for index, cluster in clusters:
+        if cluster.apiserver_exposure.hostname is None:
+            yield Problem(
+                f"clusters[{index}].apiserverExposure.hostname",
+                "required: apiserverExposure.annotations ask for an AWS load balancer, which reports a DNS name "
+                "and no IP (and ignores loadBalancerIP); give the cluster a DNS name of its own for peers to dial",
+            )
 
 
 def _address_rules(clusters: Indexed) -> Iterator[Problem]:

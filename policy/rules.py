@@ -388,7 +388,7 @@ def _check_remote_users(
         if not _known(text):
             continue
         try:
-            document = yaml.safe_load(str(text or ""))
+            document = yaml.load(str(text or ""), Loader=yaml.CSafeLoader)  # libyaml: one file per cluster
         except yaml.YAMLError:
             document = None
         users = _mapping(document).get("users")

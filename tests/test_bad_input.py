@@ -57,7 +57,7 @@ PYTHON_WORDS = re.compile(
 
 def stack(clusters: Any = None, *, extra: dict[str, Any] | None = None, **mesh: Any) -> dict[str, Any]:
     """A stack file's document: three valid clusters unless given, mesh keys by their short name, `extra` verbatim."""
-    config: dict[str, Any] = {"pulumi:disable-default-providers": ["kubernetes"]}
+    config: dict[str, Any] = {"pulumi:disable-default-providers": ["*"]}
     if clusters is not OMIT:
         config["clustermesh:clusters"] = three_clusters() if clusters is None else clusters
     config.update({f"clustermesh:{key}": value for key, value in mesh.items()})
@@ -261,6 +261,18 @@ BAD: dict[str, Bad] = {
         stack(
             [cluster("a", 400, "10.1.0.0/16", cni="aws-cni", nodeCidr="10.1.0.0/16", routing={"mode": "native"})],
             maxConnectedClusters=511,
+        ),
+    ),
+    "aws load balancer without a hostname": Bad(
+        "clusters[2].apiserverExposure.hostname",
+        "required: apiserverExposure.annotations ask for an AWS load balancer, which reports a DNS name and no IP",
+        stack(
+            [
+                cluster("a", 1, "10.1.0.0/16", apiserverExposure={"hostname": "a.apiserver.example.net"}),
+                cluster("b", 2, "10.2.0.0/16", apiserverExposure={"hostname": "b.apiserver.example.net"}),
+                cluster("c", 3, "10.3.0.0/16", apiserverExposure={"loadBalancerIP": "192.168.1.10"}),
+            ],
+            apiserverExposure={"annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}},
         ),
     ),
     "id true": Bad("clusters[1].id", "must be a whole number (got true)", stack(with_cluster(1, id=True))),

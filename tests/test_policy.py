@@ -586,7 +586,7 @@ def test_planner_exits_3_naming_the_rule_when_the_apiserver_is_open_to_the_world
 def test_planner_refuses_a_scheme_annotation_eks_built_in_controller_ignores(tmp_path: Path) -> None:
     config = write_stack_file(
         tmp_path / "Pulumi.scheme.yaml",
-        [{**c, "apiserverExposure": {"loadBalancerIP": f"10.9.0.{i}"}} for i, c in enumerate(three_clusters(), 1)],
+        [{**c, "apiserverExposure": {"hostname": f"{c['name']}.apiserver.example.net"}} for c in three_clusters()],
         apiserverExposure={"annotations": {f"{AWS}scheme": "internal"}},
     )
     result = _planner("plan", "--config", str(config))

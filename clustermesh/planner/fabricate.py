@@ -19,6 +19,7 @@ from typing import Any
 from pulumi.runtime import Mocks, rpc
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
 
+from clustermesh.aws_load_balancers import asks_for_aws_load_balancer
 from clustermesh.planner.fabricate_tls import Fixtures
 from clustermesh.planner.graph import Secret, decode, provider_urn
 from components.tokens import HELM_RELEASE
@@ -56,19 +57,8 @@ def fabricated_lb_address(cluster_resource: str) -> str:
     return f"198.{18 + digest[0] % 2}.{digest[1]}.{digest[2] % 254 + 1}"
 
 
-AWS_ANNOTATION_PREFIX = "service.beta.kubernetes.io/aws-load-balancer-"
-AWS_LOAD_BALANCER_CLASSES = frozenset({"service.k8s.aws/nlb"})
 FABRICATED_AWS_REGION = "us-east-1"
 """The region in a fabricated AWS load balancer's hostname (nothing in the plan says which region it is)."""
-
-
-def asks_for_aws_load_balancer(service: State) -> bool:
-    """Whether a Service (its `annotations` and `loadBalancerClass`) is one AWS fronts: the in-tree controller
-    and the AWS Load Balancer Controller both read `service.beta.kubernetes.io/aws-load-balancer-*`."""
-    annotations = service.get("annotations")
-    if isinstance(annotations, dict) and any(str(k).startswith(AWS_ANNOTATION_PREFIX) for k in annotations):
-        return True
-    return service.get("loadBalancerClass") in AWS_LOAD_BALANCER_CLASSES
 
 
 def aws_load_balancer_hostname(namespace: str, name: str, resource: str) -> str:
@@ -86,7 +76,10 @@ def load_balancer_status(service: State, *, namespace: str, name: str, resource:
     the pinned `loadBalancerIP`, or a stable fabricated one."""
     if service.get("type", "LoadBalancer") != "LoadBalancer":
         return {}
-    if asks_for_aws_load_balancer(service):
+    annotations = service.get("annotations")
+    if asks_for_aws_load_balancer(
+        annotations if isinstance(annotations, dict) else (), service.get("loadBalancerClass")
+    ):
         return {"loadBalancer": {"ingress": [{"hostname": aws_load_balancer_hostname(namespace, name, resource)}]}}
     ip = service.get("loadBalancerIP") or fabricated_lb_address(resource)
     return {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}
