@@ -72,7 +72,7 @@ def mesh_stack(size: int, addresses: Addresses = Addresses.LOAD_BALANCER) -> dic
     ]
     return {
         "config": {
-            "pulumi:disable-default-providers": ["kubernetes"],
+            "pulumi:disable-default-providers": ["*"],
             "clustermesh:maxConnectedClusters": MAX_CLUSTERS,
             "clustermesh:apiserverExposure": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["172.16.0.0/12"]},
             "clustermesh:clusters": clusters,
