@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 ANNOTATION_PREFIX = "service.beta.kubernetes.io/aws-load-balancer-"
-LOAD_BALANCER_CLASSES = frozenset({"service.k8s.aws/nlb"})
+LOAD_BALANCER_CONTROLLER_CLASS = "service.k8s.aws/nlb"
+"""The `loadBalancerClass` of the AWS Load Balancer Controller's network load balancers."""
+LOAD_BALANCER_CLASSES = frozenset({LOAD_BALANCER_CONTROLLER_CLASS})
 
 
 def asks_for_aws_load_balancer(annotation_keys: Iterable[object], load_balancer_class: object = None) -> bool:

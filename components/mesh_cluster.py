@@ -99,10 +99,11 @@ class MeshCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=chaining_config)),
         )
 
+        # A component's registered outputs replace its inputs in the engine's state, and stack policies read
+        # that state: the identity goes in both, or a policy would see it in a preview and lose it after `up`.
         self.register_outputs(
             {
-                "clusterName": self.cluster_name,
-                "clusterId": self.cluster_id,
+                **cluster_identity(spec),
                 "kubeconfig": self.kubeconfig,
                 "ciliumStatus": self.cilium_release.status,
             }

@@ -7,5 +7,6 @@ STACK = "pulumi:pulumi:Stack"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
 KUBERNETES_SECRET = "kubernetes:core/v1:Secret"
+KUBERNETES_CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 ADDRESS_PATCHES = ("kubernetes:apps/v1:DaemonSetPatch", "kubernetes:apps/v1:DeploymentPatch")
 LOCALLY_SIGNED_CERT = "tls:index/locallySignedCert:LocallySignedCert"

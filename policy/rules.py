@@ -32,10 +32,11 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+from clustermesh import aws_load_balancers
 from clustermesh.cilium import CHART_NAME, MAX_CONNECTED_CLUSTERS_CHOICES, NAMESPACE
 from clustermesh.render.mesh_config import AGENT_SECRET, KVSTOREMESH_SECRET
 from clustermesh.render.mesh_tls import REMOTE_USERS_CONFIGMAP, REMOTE_USERS_KEY, certificate_secret_name, remote_user
-from components.tokens import HELM_RELEASE, MESH_CLUSTER, STACK
+from components.tokens import HELM_RELEASE, KUBERNETES_CONFIGMAP, MESH_CLUSTER, STACK
 from components.tokens import KUBERNETES_SECRET as SECRET
 
 PACK_NAME = "clustermesh"
@@ -48,7 +49,6 @@ DEFAULT_AUTH_MODE = "migration"
 """The charts' (1.19, 1.20) default `clustermesh.apiserver.tls.authMode`."""
 CRD_IDENTITY_MODES = ("crd", "doublewrite-readkvstore", "doublewrite-readcrd")
 """`identityAllocationMode`s the chart's `identityAllocationCRD` helper counts as CRD."""
-CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 COMPONENT_PACKAGES = frozenset({"clustermesh"})
 """Packages of this program's own component resources, which have no provider; `pulumi` is the engine's own."""
 
@@ -62,7 +62,7 @@ AWS_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 `internet-facing`; any other value fails the Service. EKS's built-in controller ignores it."""
 AWS_TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
 AWS_TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
-AWS_LBC_CLASS = "service.k8s.aws/nlb"
+AWS_LBC_CLASS = aws_load_balancers.LOAD_BALANCER_CONTROLLER_CLASS
 """The AWS Load Balancer Controller takes a Service of this loadBalancerClass, or without a class one whose type
 is `nlb-ip`, or `external` with target type `ip` or `instance` (pkg/service/service_utils.go); the built-in
 controller leaves those types alone (isLBExternal), and every Service that names a class."""
@@ -225,7 +225,7 @@ def _by_cluster(resources: list[PolicyResource]) -> dict[str, tuple[str, PolicyR
     return clusters
 
 
-def _kube_system_secrets(
+def _kube_system_objects(
     resources: list[PolicyResource], resource_type: str = SECRET
 ) -> dict[tuple[str | None, Any], list[PolicyResource]]:
     """(provider URN, name) -> the objects of that type and name in that cluster's Cilium namespace (kube-system:
@@ -329,8 +329,8 @@ def _validate_pod_cidrs_disjoint(args: StackValidationArgs, report: ReportViolat
 def _validate_mesh_complete(args: StackValidationArgs, report: ReportViolation) -> None:
     clusters = _by_cluster(args.resources)
     everyone = {name for name, _ in clusters.values()}
-    secrets_by_name = _kube_system_secrets(args.resources)
-    users_by_name = _kube_system_secrets(args.resources, CONFIGMAP)
+    secrets_by_name = _kube_system_objects(args.resources)
+    users_by_name = _kube_system_objects(args.resources, KUBERNETES_CONFIGMAP)
     for provider, (name, release) in sorted(clusters.items()):
         expected = everyone - {name}
         if _needs_remote_users(release):
@@ -460,7 +460,7 @@ def _tunnel_protocol(release: PolicyResource) -> Any:
 
 
 def _validate_apiserver_tls(args: StackValidationArgs, report: ReportViolation) -> None:
-    secrets_by_name = _kube_system_secrets(args.resources)
+    secrets_by_name = _kube_system_objects(args.resources)
     for provider, (name, release) in sorted(_by_cluster(args.resources).items()):
         apiserver = _read(release.props, "values", "clustermesh", "apiserver", default={})
         if not _known(apiserver) or not _read(release.props, "values", "clustermesh", "useAPIServer"):

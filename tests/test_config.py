@@ -575,3 +575,24 @@ def test_stack_file_that_cannot_be_read_names_itself(tmp_path: Path) -> None:
         with pytest.raises(StackFileError) as failure:
             load_stack(PROJECT_DIR, config_file=path)
         assert failure.value.problems == [f"{path}: {expected}"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "domain",
+        "kvstoremesh",
+        "maxConnectedClusters",
+        "ciliumVersion",
+        "certificates",
+        "apiserverExposure",
+        "nativeRoutingCidrs",
+    ],
+)
+def test_an_empty_value_as_the_engine_passes_a_yaml_null_is_refused_at_its_key(key: str) -> None:
+    """`pulumi up` hands a stack file's `null` to the program as empty text: no key may take it as a value."""
+    raw = raw_config(three_clusters())
+    raw[f"clustermesh:{key}"] = ""
+    with pytest.raises(ConfigError) as error:
+        load_stack_config(raw)
+    assert [p.path for p in error.value.problems] == [key]

@@ -193,6 +193,30 @@ def test_pod_cidrs_disjoint_sees_chained_clusters_through_their_components() -> 
     ]
 
 
+def test_the_planner_shows_stack_rules_a_components_registered_outputs_as_the_engine_does() -> None:
+    """The engine's state keeps a component's registered outputs, not its inputs: the pod ranges of chained
+    clusters must be among the outputs MeshCluster registers, and the planner must read those."""
+    chained = [
+        cluster(name, i, pods, cni="aws-cni", nodeCidr=pods, routing={"mode": "native"})
+        for i, (name, pods) in enumerate((("a", "10.1.0.0/16"), ("b", "10.2.0.0/16")), 1)
+    ]
+    plan = run_program(
+        PROJECT_DIR,
+        StackSettings("clustermesh", "test", PROJECT_DIR / "Pulumi.test.yaml", raw_config(chained), frozenset()),
+    )
+    components = {n.name: n for n in plan.nodes if n.type == "clustermesh:index:MeshCluster"}
+    assert {name: node.outputs["podCidrs"] for name, node in components.items() if node.outputs} == {
+        "a": ["10.1.0.0/16"],
+        "b": ["10.2.0.0/16"],
+    }
+    assert not [v for v in check(plan) if v.policy == "pod-cidrs-disjoint"]
+    # What a state that drifted from the inputs would hold: only the outputs overlap, and the rule sees it.
+    assert components["b"].outputs is not None
+    components["b"].outputs["podCidrs"] = ["10.1.128.0/17"]
+    found = [v.message for v in check(plan) if v.policy == "pod-cidrs-disjoint"]
+    assert found == ["pod CIDR 10.1.0.0/16 of cluster a overlaps 10.1.128.0/17 of cluster b"]
+
+
 def test_pod_cidrs_within_one_cluster_may_overlap_and_count_once() -> None:
     """The component and the release name the same range once per cluster; with aws-cni pods and nodes share
     the VPC's range, so a cluster's own ranges may overlap each other."""

@@ -112,9 +112,9 @@ def _plain(value: Any) -> Any:
 class PlanMocks(Mocks):
     """The clouds of a plan: each resource's state as its provider would answer (see the module's docstring)."""
 
-    def __init__(self, *, preview: bool = False, fixtures: Fixtures | None = None) -> None:
+    def __init__(self, *, fixtures: Fixtures, preview: bool = False) -> None:
         self.preview = preview
-        self.fixtures = fixtures or Fixtures.for_stack("planner", "mocks")
+        self.fixtures = fixtures
         self._service_by_provider: dict[str, State] = {}
         """Per provider URN, the clustermesh-apiserver Service its Cilium release asks for."""
         tls = self.fixtures

@@ -107,6 +107,14 @@ def _options(node: Node | None) -> PolicyResourceOptions:
     )
 
 
+def _state(node: Node) -> dict[str, Any]:
+    """What the engine shows a stack policy of a resource: a component's registered outputs (they replace its
+    inputs in the state), a custom resource's inputs (its outputs echo them, or are not known yet)."""
+    if not node.custom and node.outputs is not None:
+        return node.outputs
+    return node.inputs
+
+
 def _resources(plan: CapturedPlan) -> list[PolicyResource]:
     providers = {
         n.urn: PolicyProviderResource(n.type, unknown_checking_proxy(_engine_view(n.inputs)), n.urn, n.name)
@@ -116,7 +124,7 @@ def _resources(plan: CapturedPlan) -> list[PolicyResource]:
     resources = {
         n.urn: PolicyResource(
             n.type,
-            unknown_checking_proxy(_engine_view(n.inputs)),
+            unknown_checking_proxy(_engine_view(_state(n))),
             n.urn,
             n.name,
             _options(n),

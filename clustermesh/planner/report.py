@@ -22,6 +22,7 @@ from clustermesh.planner.runner import CapturedPlan
 from components.tokens import (
     ADDRESS_PATCHES,
     HELM_RELEASE,
+    KUBERNETES_CONFIGMAP,
     KUBERNETES_PROVIDER,
     KUBERNETES_SECRET,
     LOCALLY_SIGNED_CERT,
@@ -315,7 +316,6 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
     }
 
 
-KUBERNETES_CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 LABEL_DEPENDENCIES = 4
 """How many of a resource's dependencies the tree names before it counts the rest."""
 
