@@ -12,6 +12,7 @@ a rule then says nothing about it rather than report a violation it cannot know.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -387,10 +388,7 @@ def _check_remote_users(
         text = _read(configmap.props, "data", REMOTE_USERS_KEY)
         if not _known(text):
             continue
-        try:
-            document = yaml.load(str(text or ""), Loader=yaml.CSafeLoader)  # libyaml: one file per cluster
-        except yaml.YAMLError:
-            document = None
+        document = _yaml_document(str(text or ""))
         users = _mapping(document).get("users")
         if not isinstance(users, list) or not all(isinstance(u, Mapping) for u in users):
             report(f"{what} has no list of users under {REMOTE_USERS_KEY}", configmap.urn)
@@ -399,6 +397,19 @@ def _check_remote_users(
         wrong_role = sorted(str(u.get("name")) for u in users if u.get("role") != "remote")
         if wrong_role:
             report(f"{what} gives {', '.join(wrong_role)} a role other than remote", configmap.urn)
+
+
+def _yaml_document(text: str) -> Any:
+    """A YAML document, or None if it is not one. JSON is YAML too, and parses many times faster: the program
+    writes the users file as JSON, and a 511-cluster mesh holds 261,000 users."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError:
+        return None
 
 
 def _report_difference(what: str, expected: set[str], named: set[str], report: ReportViolation, urn: str) -> None:

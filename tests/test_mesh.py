@@ -17,7 +17,7 @@ from clustermesh.planner.graph import UNKNOWN_PLACEHOLDER, reveal
 from clustermesh.planner.runner import CapturedPlan
 from clustermesh.planner.stackfile import load_stack
 from clustermesh.render.mesh_config import PeerAddress, ServiceTarget, dns_record, peer_address
-from clustermesh.render.mesh_tls import cluster_certificates
+from clustermesh.render.mesh_tls import cluster_certificates, remote_users
 from tests.conftest import LOAD_BALANCER_IPS, PROJECT_DIR, ReportingMocks, plan_raw, raw_config, three_clusters
 from tests.conftest import cluster as cluster_entry
 
@@ -343,3 +343,11 @@ def test_every_provider_backed_resource_names_its_provider() -> None:
         if node.custom and not node.type.startswith("pulumi:providers:"):
             package = node.type.split(":", 1)[0]
             assert providers.get(node.provider) == package, (node.name, node.type, node.provider)
+
+
+@pytest.mark.parametrize("names", [["a"], ["a", "b"], ["z9", "a-b", "c0", "x", "1e5", "true", "null"]])
+def test_the_remote_users_file_is_the_yaml_of_its_users(names: list[str]) -> None:
+    """Written as JSON for speed, it must read as the YAML the apiserver expects: every peer, role remote."""
+    text = remote_users("local", [*names, "local"])["data"]["users.yaml"]
+    assert yaml.safe_load(text) == {"users": [{"name": f"remote-{n}", "role": "remote"} for n in sorted(names)]}
+    assert yaml.safe_load(remote_users("local", ["local"])["data"]["users.yaml"]) == {"users": []}

@@ -96,8 +96,10 @@ def aliases_in_config(mesh: MeshConfig) -> bool:
     return mesh.cilium_minor >= HOST_ALIASES_MINOR
 
 
-def _dump(document: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False)
+def dump_yaml(document: Mapping[str, Any]) -> str:
+    """A block-style YAML document in key order, by libyaml's emitter: a mesh writes one per cluster, and the
+    pure-Python emitter took most of a 255-cluster plan's time on the remote-users files alone."""
+    return yaml.dump(dict(document), Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False)
 
 
 def remote_config(mesh: MeshConfig, name: str, address: PeerAddress) -> str:
@@ -111,10 +113,10 @@ def remote_config(mesh: MeshConfig, name: str, address: PeerAddress) -> str:
     }
     if aliases_in_config(mesh) and address.hostname is None:
         document["cilium-host-aliases"] = [{"hostname": peer_hostname(mesh, name), "ips": list(address.ips)}]
-    return _dump(document)
+    return dump_yaml(document)
 
 
-LOCAL_CONFIG = _dump(
+LOCAL_CONFIG = dump_yaml(
     {
         "endpoints": [LOCAL_APISERVER],
         "trusted-ca-file": f"{MOUNT}/local-etcd-client-ca.crt",

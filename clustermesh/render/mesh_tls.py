@@ -10,11 +10,10 @@ etcd knows that user only while its `clustermesh-remote-users` ConfigMap lists i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from clustermesh import cilium
 from clustermesh.model import ClusterSpec, MeshConfig
@@ -98,5 +97,7 @@ def remote_users(local: str, names: Iterable[str]) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": REMOTE_USERS_CONFIGMAP, "namespace": cilium.NAMESPACE},
-        "data": {REMOTE_USERS_KEY: yaml.safe_dump({"users": users}, sort_keys=False)},
+        # JSON, which is YAML to the apiserver's parser (yaml.v3) and parses in a fraction of the time for
+        # whoever checks it: at 511 clusters the mesh holds 261,000 users, and a YAML loader took seconds.
+        "data": {REMOTE_USERS_KEY: json.dumps({"users": users}, indent=1) + "\n"},
     }
