@@ -92,11 +92,15 @@ def _service_values(values: Any) -> State:
     return values if isinstance(values, dict) else {}
 
 
-WRITE_ONLY: dict[str, frozenset[str]] = {"kubernetes:core/v1:Secret": frozenset({"data", "stringData"})}
-"""Inputs that come back empty rather than echoed. A Secret's real state does carry `data`, but nothing in
-the program reads it back, and echoing it (or letting the SDK copy it back, which it does for a property
-the answer leaves out) sends a 511-cluster mesh's half a million entries through the SDK's deserializer
-again: about 120 MB more at the peak. A program that reads a Secret's `data` sees it empty here."""
+WRITE_ONLY: dict[str, frozenset[str]] = {
+    "kubernetes:core/v1:Secret": frozenset({"data", "stringData"}),
+    "kubernetes:core/v1:ConfigMap": frozenset({"data", "binaryData"}),
+}
+"""Inputs that come back empty rather than echoed. A Secret's or ConfigMap's real state does carry `data`, but
+nothing in the program reads it back, and echoing it (or letting the SDK copy it back, which it does for a
+property the answer leaves out) sends a 511-cluster mesh's half a million Secret entries and 261,000 remote
+users through the SDK's deserializer again: about 120 MB more at the peak for each. A program that reads
+their `data` sees it empty here."""
 
 
 def _plain(value: Any) -> Any:
