@@ -23,7 +23,6 @@ from components.tokens import (
     ADDRESS_PATCHES,
     HELM_RELEASE,
     KUBERNETES_CONFIGMAP,
-    KUBERNETES_PROVIDER,
     KUBERNETES_SECRET,
     LOCALLY_SIGNED_CERT,
     MESH,
@@ -111,12 +110,6 @@ def cilium_values_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dic
             if node.type == HELM_RELEASE:
                 by_cluster[name] = reveal(node.inputs.get("values", {}), secrets=reveal_secrets)
     return by_cluster
-
-
-def _cluster_of(plan: CapturedPlan) -> dict[str, str]:
-    """Provider URN -> cluster name: a Kubernetes resource belongs to the cluster its provider reaches."""
-    components = {n.urn: n.name for n in plan.nodes if n.type == MESH_CLUSTER}
-    return {n.urn: components[n.parent] for n in plan.nodes if n.type == KUBERNETES_PROVIDER and n.parent in components}
 
 
 def manifest(node: Node) -> dict[str, Any]:
@@ -294,10 +287,10 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
     clustermesh-apiserver's remote users) and address patch; with --reveal-secrets also its certificate Secrets,
     as applied.
     """
-    cluster_of = _cluster_of(plan)
+    owner = owners(plan)  # the same placement as the printed tree, so the files and the tree agree
     files: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for node in sorted(plan.nodes, key=lambda n: n.name):
-        cluster = cluster_of.get(node.provider)
+        cluster = owner.get(node.urn)
         if cluster is None:
             continue
         if node.type == KUBERNETES_SECRET and node.inputs.get("type") == "Opaque":
