@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from clustermesh import model
-from clustermesh.model import PROJECT, UNDECRYPTED_SECRET, ClusterSpec, MeshConfig, shown
+from clustermesh.model import CLUSTER_MODELS, PROJECT, UNDECRYPTED_SECRET, ClusterSpec, MeshConfig, shown
 from clustermesh.validation import Problem, validate_mesh
 
 KNOWN_NAMESPACES = (PROJECT, "pulumi", "kubernetes", "aws", "openstack", "tls", "command")
@@ -180,10 +180,10 @@ def load_stack_config(raw: Mapping[str, Any], secret_keys: frozenset[str] = froz
     # the cross-cluster rules then run over those that parsed, under their original index.
     parsed: list[tuple[int, ClusterSpec]] = []
     for index, item in enumerate(clusters_raw):
-        try:
-            parsed.append((index, ClusterSpec.model_validate(item)))
-        except ValidationError as exc:
-            problems += _pydantic_problems(exc, ClusterSpec, ("clusters", index))
+        cluster, item_problems = _parse_cluster(index, item)
+        problems += item_problems
+        if cluster is not None:
+            parsed.append((index, cluster))
 
     mesh, checked, unchecked, mesh_problems = _parse_mesh(values, [c for _, c in parsed])
     problems += mesh_problems
@@ -192,6 +192,26 @@ def load_stack_config(raw: Mapping[str, Any], secret_keys: frozenset[str] = froz
         redacted = redact(problems, secret_texts(raw, secret_keys))
         raise ConfigError(sorted(set(redacted), key=_problem_order))
     return mesh
+
+
+def _parse_cluster(index: int, item: Any) -> tuple[ClusterSpec | None, list[Problem]]:
+    """One cluster, parsed by the model of its `kind`: each kind has its own keys and rules."""
+    at = ("clusters", index)
+    if not isinstance(item, dict):
+        return None, [
+            Problem(format_path(at), f"must be a mapping with keys such as name, id, kind (got {shown(item)})")
+        ]
+    kind = item.get("kind")
+    if kind is None:
+        return None, [Problem(format_path([*at, "kind"]), "required")]
+    cluster_model = CLUSTER_MODELS.get(kind) if isinstance(kind, str) else None
+    if cluster_model is None:
+        kinds = ", ".join(repr(k) for k in CLUSTER_MODELS)
+        return None, [Problem(format_path([*at, "kind"]), f"must be one of {kinds} (got {shown(kind)})")]
+    try:
+        return cluster_model.model_validate(item), []
+    except ValidationError as exc:
+        return None, _pydantic_problems(exc, cluster_model, at)
 
 
 def _parse_mesh(
@@ -220,7 +240,7 @@ def _mesh_values(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]
     """The project's keys, decoded; any other key of the project's namespace is a typo or a leftover."""
     problems: list[Problem] = []
     values: dict[str, Any] = {}
-    referenced_secrets = _kubeconfig_secret_names(raw.get(f"{PROJECT}:clusters"))
+    referenced_secrets = _referenced_secret_names(raw.get(f"{PROJECT}:clusters"))
     known = [*_MESH_KEYS, "clusters"]
     for full_key, raw_value in raw.items():
         namespace, _, key = full_key.partition(":")
@@ -276,8 +296,16 @@ def _problem_order(problem: Problem) -> tuple[Any, ...]:
     return (tuple(key), problem.message)
 
 
-def _kubeconfig_secret_names(clusters_raw: Any) -> set[str]:
-    """Config keys named as a cluster's kubeconfig secret: they are expected, not unknown."""
+SECRET_REFERENCES = (
+    ("kubeconfig", "secret"),
+    ("ssh", "privateKeySecret"),
+    ("openstack", "applicationCredentialSecret"),
+)
+"""Where a cluster names a secret config key of its own (a kubeconfig, an SSH key, a cloud credential)."""
+
+
+def _referenced_secret_names(clusters_raw: Any) -> set[str]:
+    """Config keys a cluster names as one of its secrets: they are expected, not unknown."""
     if isinstance(clusters_raw, str):
         try:
             clusters_raw = json.loads(clusters_raw)
@@ -287,9 +315,10 @@ def _kubeconfig_secret_names(clusters_raw: Any) -> set[str]:
         return set()
     names = set()
     for item in clusters_raw:
-        kubeconfig = item.get("kubeconfig") if isinstance(item, dict) else None
-        if isinstance(kubeconfig, dict) and isinstance(kubeconfig.get("secret"), str):
-            names.add(kubeconfig["secret"])
+        for section, key in SECRET_REFERENCES:
+            holder = item.get(section) if isinstance(item, dict) else None
+            if isinstance(holder, dict) and isinstance(holder.get(key), str):
+                names.add(holder[key])
     return names
 
 

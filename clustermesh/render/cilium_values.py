@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from clustermesh.cilium import CLUSTER_POOL_MASK
-from clustermesh.model import ClusterSpec, CniMode, MeshConfig, RoutingMode, ServiceType
+from clustermesh.model import ClusterSpec, CniMode, ExistingCluster, MeshConfig, RoutingMode, ServiceType
 from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP
 from clustermesh.render.mesh_tls import AUTH_MODE
 
 Values = dict[str, Any]
 EXTERNAL_DNS_HOSTNAME = "external-dns.alpha.kubernetes.io/hostname"
+METALLB_ADDRESS = "metallb.io/loadBalancerIPs"
 TLS_VALUES_REMOVED_MINOR = 20
 """Cilium 1.20 removed `clustermesh.apiserver.tls.{server,admin,remote,enableSecrets}` from its chart."""
 
@@ -103,19 +104,24 @@ def _tls_values(mesh: MeshConfig) -> Values:
 
 def _service_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
     exposure = mesh.apiserver_exposure
-    service: Values = {"type": exposure.type.value}
+    service_type = cluster.apiserver_service_type(exposure.type)
+    service: Values = {"type": service_type.value}
     annotations = dict(exposure.annotations)
-    own = cluster.apiserver_exposure
-    if own.hostname is not None and own.route53_zone_id is None:
-        # Points the name at the load balancer where external-dns runs; inert where it does not.
-        annotations.setdefault(EXTERNAL_DNS_HOSTNAME, own.hostname)
+    if isinstance(cluster, ExistingCluster):
+        own = cluster.apiserver_exposure
+        if own.hostname is not None and own.route53_zone_id is None:
+            # Points the name at the load balancer where external-dns runs; inert where it does not.
+            annotations.setdefault(EXTERNAL_DNS_HOSTNAME, own.hostname)
+    elif cluster.apiserver_load_balancer.metallb is not None:
+        # MetalLB's own way to pin an address (Service.spec.loadBalancerIP is deprecated since Kubernetes 1.24).
+        annotations[METALLB_ADDRESS] = str(cluster.apiserver_load_balancer.metallb.apiserver_address)
     if annotations:
         service["annotations"] = annotations
-    if exposure.type is ServiceType.NODE_PORT:
+    if service_type is ServiceType.NODE_PORT:
         service["nodePort"] = exposure.node_port
         return service
     if exposure.load_balancer_source_ranges:
         service["loadBalancerSourceRanges"] = [str(r) for r in exposure.load_balancer_source_ranges]
-    if cluster.apiserver_exposure.load_balancer_ip is not None:
+    if isinstance(cluster, ExistingCluster) and cluster.apiserver_exposure.load_balancer_ip is not None:
         service["loadBalancerIP"] = str(cluster.apiserver_exposure.load_balancer_ip)
     return service

@@ -62,7 +62,7 @@ def cluster_certificates(mesh: MeshConfig, cluster: ClusterSpec) -> list[Certifi
     name lets a client check that the peer it dialled is the peer it meant. A cluster's own
     `apiserverExposure.hostname` is added, since peers dial it by that name.
     """
-    own_name = (cluster.apiserver_exposure.hostname,) if cluster.apiserver_exposure.hostname else ()
+    own_name = (cluster.apiserver_hostname,) if cluster.apiserver_hostname else ()
     specs = [
         CertificateSpec(
             role="server",

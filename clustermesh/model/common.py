@@ -1,4 +1,4 @@
-"""The frozen models of a mesh's configuration: what `clustermesh.config` parses stack config into.
+"""What every cluster kind shares: value types, enums, and the fields of a cluster whatever builds it.
 
 Field names are snake_case here and camelCase in stack files (`podCidrs`, `loadBalancerIP`).
 """
@@ -102,9 +102,10 @@ IPAddress = Annotated[IPv4Address | IPv6Address, PlainValidator(_address, json_s
 
 
 class ClusterKind(StrEnum):
-    """Where a cluster comes from. `openstack` and `eks` join this list with their backends."""
+    """Where a cluster comes from: one model per kind (`clustermesh.model.existing`, `.openstack`)."""
 
     EXISTING = "existing"
+    OPENSTACK = "openstack"
 
 
 class CniMode(StrEnum):
@@ -209,22 +210,17 @@ class Certificates(_Model):
     """A `pulumi up` this close to expiry re-issues the certificate, so a scheduled up rotates in time."""
 
 
-class ClusterSpec(_Model):
+class ClusterBase(_Model):
+    """The fields of every cluster, whoever builds it: its mesh identity, address plan and datapath."""
+
     name: Annotated[str, AfterValidator(_cluster_name)]
     id: Annotated[int, BeforeValidator(_whole_number), AfterValidator(_cluster_id)]
-    kind: ClusterKind
     pod_cidrs: tuple[IPNetwork, ...] = Field(min_length=1)
     """One IPv4 CIDR, then optionally one IPv6 CIDR."""
     service_cidr: IPNetwork
-    node_cidr: IPNetwork | None = None
-    kubeconfig: Kubeconfig
     cni: CniMode = CniMode.CILIUM
     routing: Routing = Routing()
     kube_proxy_replacement: Flag = False
-    k8s_service_host: str | None = Field(default=None, alias="k8sServiceHost")
-    """API server address for agents when kube-proxy is replaced; `auto` reads kube-public/cluster-info."""
-    k8s_service_port: WholeNumber | None = Field(default=None, ge=1, le=65535, alias="k8sServicePort")
-    apiserver_exposure: ClusterExposure = ClusterExposure()
 
     @property
     def ipv4_pod_cidrs(self) -> tuple[IPv4Network, ...]:
@@ -233,28 +229,3 @@ class ClusterSpec(_Model):
     @property
     def ipv6_pod_cidrs(self) -> tuple[IPv6Network, ...]:
         return tuple(c for c in self.pod_cidrs if isinstance(c, IPv6Network))
-
-
-class MeshConfig(_Model):
-    """The whole validated stack configuration."""
-
-    cilium_version: str = DEFAULT_CILIUM_VERSION
-    """The Cilium Helm chart version, pinned (x.y.z)."""
-    max_connected_clusters: Annotated[int, BeforeValidator(_whole_number), AfterValidator(_max_connected_clusters)] = (
-        255
-    )
-    domain: str = DEFAULT_DOMAIN
-    """Clusters reach each other's clustermesh-apiserver as `<cluster>.<domain>`."""
-    kvstoremesh: Flag = True
-    apiserver_exposure: MeshExposure = MeshExposure()
-    native_routing_cidrs: tuple[IPNetwork, ...] = ()
-    """With native routing: the ranges (one per family) that hold every cluster's pod CIDRs."""
-    certificates: Certificates = Certificates()
-    clusters: tuple[ClusterSpec, ...]
-
-    @property
-    def cilium_minor(self) -> int:
-        return int(self.cilium_version.split(".")[1])
-
-    def cluster(self, name: str) -> ClusterSpec:
-        return next(c for c in self.clusters if c.name == name)

@@ -1,4 +1,4 @@
-"""The rules a Cluster Mesh configuration must obey beyond its shape, each reported with its path.
+"""The rules every Cluster Mesh configuration must obey beyond its shape, each reported with its path.
 
 They follow Cilium's own checks (pkg/clustermesh/types, the chart's validate.yaml) and its networking
 requirements for a mesh, so a mistake is caught before anything is created rather than by an agent
@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -23,13 +22,17 @@ from clustermesh.model import (
     UNDECRYPTED_SECRET,
     ClusterSpec,
     CniMode,
+    ExistingCluster,
     IPAddress,
     IPNetwork,
     MeshConfig,
+    OpenStackCluster,
     RoutingMode,
     ServiceType,
 )
 from clustermesh.render.mesh_config import peer_hostname
+from clustermesh.validation.openstack import openstack_cluster_rules, openstack_mesh_rules
+from clustermesh.validation.problem import Problem
 
 CILIUM_VERSION_PATTERN = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?")
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -40,17 +43,6 @@ CLUSTER_SUBNET_MAX_DIFF = 16
 allocation bitmap is uncompressed): pkg/ipam/cidrset NewCIDRSet, clusterSubnetMaxDiff, IPv6 only."""
 
 Indexed = Sequence[tuple[int, ClusterSpec]]
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong with the configuration, at a path such as `clusters[2].podCidrs[0]`."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
 
 
 def validate_mesh(
@@ -75,6 +67,7 @@ def validate_mesh(
     problems += _overlaps(clusters)
     problems += _same_datapath(clusters)
     problems += _address_rules(clusters)
+    problems += openstack_mesh_rules([(i, c) for i, c in clusters if isinstance(c, OpenStackCluster)])
     if mesh is not None:
         problems += _mesh_rules(mesh, clusters, unchecked)
     return problems
@@ -92,7 +85,10 @@ def _cluster_rules(
         )
     yield from _pod_cidr_rules(at, cluster)
     yield from _routing_rules(at, cluster)
-    yield from _kubeconfig_rules(at, cluster, raw, secret_keys)
+    if isinstance(cluster, ExistingCluster):
+        yield from _kubeconfig_rules(at, cluster, raw, secret_keys)
+    else:
+        yield from openstack_cluster_rules(at, cluster, raw, secret_keys)
 
 
 def _pod_cidr_rules(at: str, cluster: ClusterSpec) -> Iterator[Problem]:
@@ -126,12 +122,16 @@ def _routing_rules(at: str, cluster: ClusterSpec) -> Iterator[Problem]:
         yield Problem(f"{at}.nodeCidr", "required with native routing")
     if cluster.routing.auto_direct_node_routes and not native:
         yield Problem(f"{at}.routing.autoDirectNodeRoutes", "only applies to native routing")
-    if cluster.k8s_service_port is not None and cluster.k8s_service_host is None:
+    if (
+        isinstance(cluster, ExistingCluster)
+        and cluster.k8s_service_port is not None
+        and cluster.k8s_service_host is None
+    ):
         yield Problem(f"{at}.k8sServicePort", "needs k8sServiceHost")
 
 
 def _kubeconfig_rules(
-    at: str, cluster: ClusterSpec, raw: Mapping[str, Any], secret_keys: frozenset[str]
+    at: str, cluster: ExistingCluster, raw: Mapping[str, Any], secret_keys: frozenset[str]
 ) -> Iterator[Problem]:
     source = cluster.kubeconfig
     if (source.path is None) == (source.secret is None):
@@ -242,17 +242,29 @@ class _Net(NamedTuple):
     cidr: IPNetwork
     pods_share_node_network: bool
     """With aws-cni chaining pods take addresses from the nodes' VPC subnets, so the two may coincide."""
+    shared_network: object = None
+    """A network several clusters may share (an OpenStack subnet): the same key, the same CIDR, no overlap."""
 
 
 def _networks(clusters: Indexed) -> list[_Net]:
     """Every network that must be routable across the mesh, with its path and cluster index."""
-    nets: list[tuple[str, int, IPNetwork, bool]] = []
+    nets: list[tuple[str, int, IPNetwork, bool, object]] = []
     for index, cluster in clusters:
         shared = cluster.cni is CniMode.AWS_CNI
-        nets += [(f"clusters[{index}].podCidrs[{i}]", index, c, shared) for i, c in enumerate(cluster.pod_cidrs)]
-        if cluster.node_cidr is not None:
-            nets.append((f"clusters[{index}].nodeCidr", index, cluster.node_cidr, shared))
+        nets += [(f"clusters[{index}].podCidrs[{i}]", index, c, shared, None) for i, c in enumerate(cluster.pod_cidrs)]
+        if isinstance(cluster, OpenStackCluster):
+            nets.append((f"clusters[{index}].network", index, cluster.node_cidr, False, _subnet_key(cluster)))
+        elif cluster.node_cidr is not None:
+            nets.append((f"clusters[{index}].nodeCidr", index, cluster.node_cidr, shared, None))
     return [_Net(order, *net) for order, net in enumerate(nets)]
+
+
+def _subnet_key(cluster: OpenStackCluster) -> object:
+    """Clusters whose nodes share one existing subnet (tutorial 000's two clusters on one network)."""
+    existing = cluster.network.existing
+    if existing is None:
+        return None
+    return (cluster.openstack.cloud, cluster.openstack.auth_url, existing.network, existing.subnet, existing.cidr)
 
 
 def _overlaps(clusters: Indexed) -> Iterator[Problem]:
@@ -272,6 +284,8 @@ def _overlaps(clusters: Indexed) -> Iterator[Problem]:
         ]
         for other in active:
             if other.cluster == net.cluster and net.pods_share_node_network:
+                continue
+            if net.shared_network is not None and net.shared_network == other.shared_network:
                 continue
             later, earlier = (net, other) if net.order > other.order else (other, net)
             yield Problem(later.path, f"{later.cidr} overlaps {earlier.path} {earlier.cidr}")
@@ -419,7 +433,7 @@ def _within(inner: IPNetwork, outer: IPNetwork) -> bool:
 
 def _exposure_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
     service_type = mesh.apiserver_exposure.type
-    for index, cluster in clusters:
+    for index, cluster in _existing(clusters):
         exposure = cluster.apiserver_exposure
         at = f"clusters[{index}].apiserverExposure"
         if exposure.load_balancer_ip is not None and service_type is not ServiceType.LOAD_BALANCER:
@@ -440,7 +454,7 @@ def _aws_hostname_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem
     exposure = mesh.apiserver_exposure
     if exposure.type is not ServiceType.LOAD_BALANCER or not asks_for_aws_load_balancer(exposure.annotations):
         return
-    for index, cluster in clusters:
+    for index, cluster in _existing(clusters):
         if cluster.apiserver_exposure.hostname is None:
             yield Problem(
                 f"clusters[{index}].apiserverExposure.hostname",
@@ -460,10 +474,10 @@ def _address_rules(clusters: Indexed) -> Iterator[Problem]:
     )
     pinned: dict[IPAddress, int] = {}
     for index, cluster in clusters:
-        ip = cluster.apiserver_exposure.load_balancer_ip
+        ip = cluster.pinned_apiserver_ip
         if ip is None:
             continue
-        path = f"clusters[{index}].apiserverExposure.loadBalancerIP"
+        path = f"clusters[{index}].{_pinned_path(cluster)}"
         if ip in pinned:
             yield Problem(path, f"{ip} is already pinned by clusters[{pinned[ip]}]")
         pinned.setdefault(ip, index)
@@ -477,7 +491,7 @@ def _address_rules(clusters: Indexed) -> Iterator[Problem]:
 
 def _node_address_rules(clusters: Indexed, node_owner: dict[IPAddress, int]) -> Iterator[Problem]:
     """A node address serves one cluster's NodePort: listed once, by one cluster (collected in `node_owner`)."""
-    for index, cluster in clusters:
+    for index, cluster in _existing(clusters):
         for i, address in enumerate(cluster.apiserver_exposure.node_addresses):
             path = f"clusters[{index}].apiserverExposure.nodeAddresses[{i}]"
             if address not in node_owner:
@@ -486,6 +500,18 @@ def _node_address_rules(clusters: Indexed, node_owner: dict[IPAddress, int]) -> 
                 yield Problem(path, f"{address} is listed twice")
             else:
                 yield Problem(path, f"{address} is already a node address of clusters[{node_owner[address]}]")
+
+
+def _existing(clusters: Indexed) -> Iterator[tuple[int, ExistingCluster]]:
+    return ((i, c) for i, c in clusters if isinstance(c, ExistingCluster))
+
+
+def _pinned_path(cluster: ClusterSpec) -> str:
+    if isinstance(cluster, ExistingCluster):
+        return "apiserverExposure.loadBalancerIP"
+    if cluster.apiserver_load_balancer.metallb is not None:
+        return "apiserverLoadBalancer.metallb.apiserverAddress"
+    return "apiserverLoadBalancer.octavia.vipAddress"
 
 
 def _pod_cidr(clusters: Indexed, owner: int, i: int) -> IPNetwork:
@@ -521,7 +547,7 @@ def _hostname_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Problem]:
     """A cluster's own DNS name goes into its server certificate: it must be a name, and nobody else's."""
     mesh_names = {peer_hostname(mesh, cluster.name): index for index, cluster in clusters}
     taken: dict[str, int] = {}
-    for index, cluster in clusters:
+    for index, cluster in _existing(clusters):
         exposure = cluster.apiserver_exposure
         at = f"clusters[{index}].apiserverExposure"
         hostname = exposure.hostname
