@@ -15,7 +15,7 @@ import ipaddress
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +154,39 @@ PINNED_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 INSECURE_APISERVER_ARGS = re.compile(r"client-cert-auth=false|insecure|http://")
 PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 KUBECONFIG = re.compile(r"(^|\n)kind:\s*Config\b|\"kind\":\s*\"Config\"")
+
+# OpenStack resources (pulumi_openstack v5) and the command provider's remote Command, as their type tokens.
+OPENSTACK_SEC_GROUP_RULE = "openstack:networking/secGroupRule:SecGroupRule"
+OPENSTACK_PORT = "openstack:networking/port:Port"
+OPENSTACK_NETWORK = "openstack:networking/network:Network"
+OPENSTACK_INSTANCE = "openstack:compute/instance:Instance"
+REMOTE_COMMAND = "command:remote:Command"
+REMOTE_COMMAND_SCRIPTS = ("create", "update", "delete")
+REMOTE_COMMAND_DEFAULT_LOGGING = "stdoutAndStderr"
+"""pulumi_command's `Logging` (wire values stdout, stderr, stdoutAndStderr, none); absent, it logs both."""
+ICMP_PROTOCOLS = frozenset({"icmp", "ipv6-icmp", "icmpv6", "1", "58"})
+"""Neutron protocols whose port range is an ICMP type (min) and code (max)."""
+EMBEDDED_KUBECONFIG = re.compile(
+    r"""(?mx)
+    ^[ \t-]*["']?kind["']?[ \t]*:[ \t]*["']?Config["']?[ \t]*,?[ \t]*(?:\#.*)?$  # kind: Config, at any indentation
+    | "kind"\s*:\s*"Config"                                                  # the same as JSON
+    | client-key-data["']?[ \t]*:                                             # a user's client key
+    """
+)
+"""A kubeconfig anywhere in a document (a cloud-config `write_files` entry, a heredoc): its `kind: Config` line at
+any indentation, or a client key. Unlike KUBECONFIG, which reads a whole output, this reads text holding others."""
+JOIN_TOKEN = re.compile(
+    r"""(?mx)
+    ^[ \t-]*["']?(?:agent-)?token["']?[ \t]*:[ \t]*(?!["']{2}|["']?\$|null\b|~|\#|$)\S  # YAML: token: / agent-token:
+    | \b(?:K3S|RKE2)_(?:AGENT_)?TOKEN=["']?[^\s"'$]                                    # K3S_TOKEN=..., RKE2_TOKEN=...
+    | \bK10[0-9a-fA-F]{32,}::\S                                                         # k3s/RKE2 secure token
+    | (?:^|\s)--(?:agent-)?token(?:=|[ \t]+)["']?[^\s"'$-]                              # --token <value> (kubeadm, k3s)
+    """
+)
+"""A cluster join token given literally: a k3s/RKE2 config or kubeadm YAML key, an installer's environment
+variable, the `K10<CA hash>::<user>:<password>` secure form, or a `--token` flag. One read from elsewhere
+(`$K3S_TOKEN`, `token-file:`, `--token-file`, an empty value) is not."""
+SECRET_FORMS = (("a private key", PRIVATE_KEY), ("a kubeconfig", EMBEDDED_KUBECONFIG), ("a join token", JOIN_TOKEN))
 
 
 class _Unknown:
@@ -526,6 +559,88 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(item)
 
 
+def _validate_address_pairs_within_pools(args: StackValidationArgs, report: ReportViolation) -> None:
+    by_urn = {r.urn: r for r in args.resources}
+    for port in args.resources:
+        if port.resource_type != OPENSTACK_PORT:
+            continue
+        pairs = _read(port.props, "allowedAddressPairs", default=[])
+        if not _known(pairs) or not pairs:
+            continue
+        cluster = _owning_cluster(port, by_urn)
+        pools = _plain(_read(cluster.props, "loadBalancerPools", default=[])) if cluster is not None else []
+        if not _known(pools):
+            continue  # the pools are not known yet: nothing to hold the pairs against
+        owner = _cluster_label(cluster) if cluster is not None else None
+        for entry in _elements(pairs):
+            address = _read(entry, "ipAddress")
+            if _known(address) and address is not None:
+                _check_address_pair(port, str(address), owner, _parsed(pools), report)
+
+
+def _check_address_pair(
+    port: PolicyResource, address: str, owner: str | None, pools: list[Network], report: ReportViolation
+) -> None:
+    """An allowed address pair lets the port send and receive as `address`: Neutron's anti-spoofing lets it pass.
+    Only the addresses MetalLB answers for in the port's own cluster need that."""
+    what = f"port {port.name} allows address pair {address}"
+    try:
+        network = ipaddress.ip_network(address.strip(), strict=False)
+    except ValueError:
+        report(f"{what}, not an address or CIDR", port.urn)
+        return
+    if owner is None:
+        report(f"{what} but belongs to no MeshCluster: only a cluster's load-balancer pools may pass", port.urn)
+    elif not pools:
+        report(f"{what} but cluster {owner} has no load-balancer address pool", port.urn)
+    elif _minus([network], [p for p in pools if p.version == network.version]):
+        shown = ", ".join(str(p) for p in pools)
+        report(f"{what}, outside the load-balancer pools of cluster {owner} ({shown})", port.urn)
+
+
+def _owning_cluster(resource: PolicyResource, by_urn: Mapping[str, PolicyResource]) -> PolicyResource | None:
+    """The nearest MeshCluster among `resource`'s ancestors (the engine links a stack policy's resources to their
+    parents; the parent URN in the options is the fallback)."""
+    seen: set[str] = set()
+    current = _parent(resource, by_urn)
+    while current is not None and current.urn not in seen:
+        if current.resource_type == MESH_CLUSTER:
+            return current
+        seen.add(current.urn)
+        current = _parent(current, by_urn)
+    return None
+
+
+def _parent(resource: PolicyResource, by_urn: Mapping[str, PolicyResource]) -> PolicyResource | None:
+    if resource.parent is not None:
+        return resource.parent
+    urn = getattr(resource.opts, "parent", None)
+    return by_urn.get(urn) if urn else None
+
+
+def _cluster_label(cluster: PolicyResource) -> str:
+    name = _read(cluster.props, "clusterName")
+    return str(name) if _known(name) and name is not None else cluster.name
+
+
+def _elements(value: Any) -> list[Any]:
+    """The elements of a known list, each UNKNOWN where the engine does not know it yet; [] for anything else."""
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        return []
+    elements = []
+    for index in range(len(value)):
+        try:
+            elements.append(value[index])
+        except UnknownValueError:
+            elements.append(UNKNOWN)
+    return elements
+
+
+def _secrets_in(text: str) -> list[str]:
+    """What kinds of secret `text` holds, as SECRET_FORMS names them."""
+    return [kind for kind, pattern in SECRET_FORMS if pattern.search(text)]
+
+
 # --- resource rules -------------------------------------------------------------------------------------
 
 
@@ -702,6 +817,116 @@ def _validate_chart_pinned(args: ResourceValidationArgs, report: ReportViolation
         report(f"chart {chart} is not pinned to an exact version (version: {version!r})", None)
 
 
+def _validate_no_world_ingress(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != OPENSTACK_SEC_GROUP_RULE or _read(args.props, "direction") != "ingress":
+        return
+    props = args.props
+    prefix = _read(props, "remoteIpPrefix", default="")
+    groups = [_read(props, "remoteGroupId", default=""), _read(props, "remoteAddressGroupId", default="")]
+    if not _known(prefix):
+        return
+    # The traffic is only named: the whole internet let in is a violation whatever the ports turn out to be.
+    traffic = _traffic(*(_read(props, key) for key in ("protocol", "portRangeMin", "portRangeMax")))
+    if prefix:
+        try:
+            network = ipaddress.ip_network(str(prefix).strip(), strict=False)
+        except ValueError:
+            return  # Neutron refuses it
+        if network.prefixlen == 0:
+            report(f"ingress rule admits the whole internet (remoteIpPrefix {prefix}) to {traffic}", None)
+    elif _known(*groups) and not any(groups):
+        ethertype = _read(props, "ethertype", default="IPv4")
+        ethertype = ethertype if _known(ethertype) else "IP"
+        report(
+            f"ingress rule names no remoteIpPrefix, remoteGroupId or remoteAddressGroupId, so Neutron admits every "
+            f"{ethertype} address to {traffic}",
+            None,
+        )
+
+
+def _traffic(protocol: Any, low: Any, high: Any) -> str:
+    """A rule's protocol and port range as words; Neutron's 0 (or nothing) is an open end."""
+    if not _known(protocol):
+        return "a protocol and ports not known yet"
+    if not protocol:
+        return "every protocol and port"
+    if not _known(low, high):
+        return f"{protocol}, ports not known yet"
+    first, last = (int(v) if isinstance(v, int | float) and v else None for v in (low, high))
+    if str(protocol).lower() in ICMP_PROTOCOLS:
+        kind = "every type" if first is None else f"type {first}" + (f" code {last}" if last is not None else "")
+        return f"{protocol}{',' if first is None else ''} {kind}"
+    return f"{protocol}{_port_range(first, last)}"
+
+
+def _port_range(first: int | None, last: int | None) -> str:
+    if first is None and last is None:
+        return ", every port"
+    if first is None or last is None or first == last:
+        return f" port {first if first is not None else last}"
+    return f" ports {first}-{last}"
+
+
+def _validate_port_security(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in (OPENSTACK_PORT, OPENSTACK_NETWORK):
+        return
+    if _read(args.props, "portSecurityEnabled") is not False:
+        return  # on, the network's default (a Network is checked itself), or not known yet
+    if args.resource_type == OPENSTACK_PORT:
+        report(
+            "port security is off: Neutron neither filters the port's traffic by its security groups nor stops it "
+            "spoofing addresses (allowed address pairs are the way to let through the addresses it must answer for)",
+            None,
+        )
+    else:
+        report(
+            "port security is off on the network, so each port on it without portSecurityEnabled: true (those Nova "
+            "makes for an instance among them) has no security groups and no anti-spoofing",
+            None,
+        )
+
+
+def _validate_no_secret_user_data(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != OPENSTACK_INSTANCE:
+        return
+    user_data = _read(args.props, "userData")
+    if not isinstance(user_data, str):
+        return  # absent, or not known yet
+    found = _secrets_in(user_data)
+    if found:
+        report(
+            f"user data holds {' and '.join(found)}: Nova keeps user data unencrypted and serves it to the instance's "
+            "metadata service and to anyone who may show the server; the provider does not treat it as secret",
+            None,
+        )
+
+
+def _validate_remote_command_secrets(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != REMOTE_COMMAND:
+        return
+    props = args.props
+    stdin, logging = _read(props, "stdin"), _read(props, "logging")
+    # A stdin not known yet is still there: the program gave one, so the command takes input.
+    if (stdin is UNKNOWN or stdin) and _known(logging) and logging != "none":
+        shown = f"{logging}" if logging is not None else f"{REMOTE_COMMAND_DEFAULT_LOGGING}, the default"
+        report(
+            f"the command takes input on stdin (where secrets go) but logs its output (logging: {shown}); "
+            'an echo or an error puts the input in the update\'s log; set logging to "none"',
+            None,
+        )
+    for field in REMOTE_COMMAND_SCRIPTS:
+        script = _read(props, field)
+        found = _secrets_in(script) if isinstance(script, str) else []
+        if found:
+            report(f"the command's {field} script holds {' and '.join(found)}; pass secrets on stdin", None)
+    environment = _plain(_read(props, "environment", default={}))
+    if _known(environment):
+        text = "\n".join(f"{key}={value}" for key, value in _mapping(environment).items())
+        found = _secrets_in(text)
+        if found:
+            report(f"the command's environment holds {' and '.join(found)}; pass secrets on stdin", None)
+
+
 def _stack(name: str, description: str, validate: Callable[..., None], **kwargs: Any) -> StackValidationPolicy:
     return StackValidationPolicy(
         name=name, description=description, validate=validate, enforcement_level=EnforcementLevel.MANDATORY, **kwargs
@@ -760,6 +985,12 @@ POLICIES: list[Policy] = [
         _validate_no_plain_secret_outputs,
         config_schema=PolicyConfigSchema({"outputSecretsMarked": {"type": "boolean"}}),
     ),
+    _stack(
+        "openstack-address-pairs-within-pools",
+        "A Neutron port's allowed address pairs lie within the load-balancer (MetalLB) pools of the MeshCluster that "
+        "owns the port: anti-spoofing lets through no other address.",
+        _validate_address_pairs_within_pools,
+    ),
     _resource(
         "clustermesh-apiserver-not-public",
         "A LoadBalancer clustermesh-apiserver is internal (by the annotation value or class the cloud's controller "
@@ -770,5 +1001,29 @@ POLICIES: list[Policy] = [
         "chart-version-pinned",
         "Helm charts are pinned to an exact version, so a preview shows every upgrade.",
         _validate_chart_pinned,
+    ),
+    _resource(
+        "openstack-no-world-ingress",
+        "No ingress security group rule admits the whole internet: remoteIpPrefix 0.0.0.0/0 or ::/0, or no remote "
+        "prefix or group at all, which Neutron reads as every address.",
+        _validate_no_world_ingress,
+    ),
+    _resource(
+        "openstack-port-security",
+        "Every Neutron port and network the stack manages keeps port security on: security groups and anti-spoofing "
+        "filter each port, and allowed address pairs let through only what it must answer for.",
+        _validate_port_security,
+    ),
+    _resource(
+        "openstack-no-secret-user-data",
+        "No instance's user data holds a private key, a kubeconfig or a join token: Nova stores user data "
+        "unencrypted and the provider does not treat it as secret.",
+        _validate_no_secret_user_data,
+    ),
+    _resource(
+        "remote-command-secrets",
+        'A remote command that takes input on stdin (how the program sends secrets) logs nothing (logging "none"), '
+        "and no remote command's scripts or environment hold a private key, a kubeconfig or a join token.",
+        _validate_remote_command_secrets,
     ),
 ]
