@@ -96,6 +96,8 @@ Range = Annotated[AddressRange, PlainValidator(_address_range, json_schema_input
 
 
 def _node_addresses(value: object) -> AddressRange | tuple[IPv4Address | IPv6Address, ...]:
+    if isinstance(value, AddressRange):
+        return value
     if isinstance(value, list | tuple):
         addresses = []
         for i, item in enumerate(value):

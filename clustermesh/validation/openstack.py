@@ -172,7 +172,7 @@ def _pool_address_rules(
     if isinstance(addresses, AddressRange) and not _range_in(addresses, cluster):
         yield Problem(f"{here}.addresses", f"{addresses} is not inside the subnet {cluster.network.cidr}")
     for i, address in enumerate(pool.node_addresses):
-        path = f"{here}.addresses" + (f"[{i}]" if isinstance(addresses, tuple) else "")
+        path = f"{here}.addresses" + ("" if isinstance(addresses, AddressRange) else f"[{i}]")
         reason = _usable(address, cluster)
         if reason is not None:
             yield Problem(path, reason)
@@ -254,7 +254,7 @@ def _access_rules(
 
 
 def openstack_mesh_rules(clusters: Sequence[tuple[int, OpenStackCluster]]) -> Iterator[Problem]:
-    """Clusters sharing a subnet share its addresses: no node or MetalLB address may belong to two of them."""
+    """Clusters sharing a subnet share its addresses: no node range or MetalLB address may belong to two of them."""
     owners: dict[Address, tuple[int, str]] = {}
     for index, cluster in clusters:
         for node in cluster.nodes:
@@ -264,25 +264,52 @@ def openstack_mesh_rules(clusters: Sequence[tuple[int, OpenStackCluster]]) -> It
                     f"clusters[{index}].nodePools",
                     f"{node.address} (node {node.name}) is already the address of clusters[{owner[0]}] node {owner[1]}",
                 )
-        metallb = cluster.apiserver_load_balancer.metallb
-        if metallb is None:
-            continue
         for other_index, other in clusters:
             if other_index != index and other.network.cidr == cluster.network.cidr:
-                yield from _shared_subnet_rules(index, metallb, other_index, other)
+                yield from _shared_subnet_rules(index, cluster, other_index, other)
 
 
-def _shared_subnet_rules(index: int, metallb: MetalLB, other_index: int, other: OpenStackCluster) -> Iterator[Problem]:
-    other_metallb = other.apiserver_load_balancer.metallb
-    for i, pool in enumerate(metallb.addresses):
-        path = f"clusters[{index}].apiserverLoadBalancer.metallb.addresses[{i}]"
-        for theirs in other_metallb.addresses if other_metallb is not None and other_index < index else ():
-            if pool.overlaps(theirs):
+def _pool_span(pool: NodePool) -> AddressRange:
+    """The addresses a pool may ever take: what other clusters' firewalls admit as its nodes."""
+    if isinstance(pool.addresses, AddressRange):
+        return pool.addresses
+    ordered = sorted(pool.addresses, key=int)
+    return AddressRange(ordered[0], ordered[-1])
+
+
+def _shared_node_range_rules(
+    index: int, cluster: OpenStackCluster, other_index: int, other: OpenStackCluster
+) -> Iterator[Problem]:
+    for p, pool in enumerate(cluster.node_pools):
+        for q, theirs in enumerate(other.node_pools):
+            if pool.addresses and theirs.addresses and _pool_span(pool).overlaps(_pool_span(theirs)):
                 yield Problem(
-                    path, f"{pool} overlaps clusters[{other_index}]'s MetalLB pool {theirs} on the same subnet"
+                    f"clusters[{index}].nodePools[{p}].addresses",
+                    f"{_pool_span(pool)} overlaps clusters[{other_index}].nodePools[{q}].addresses "
+                    f"{_pool_span(theirs)} on the same subnet (each cluster's firewall admits the other's range)",
+                )
+
+
+def _shared_subnet_rules(
+    index: int, cluster: OpenStackCluster, other_index: int, other: OpenStackCluster
+) -> Iterator[Problem]:
+    if other_index < index:
+        yield from _shared_node_range_rules(index, cluster, other_index, other)
+    metallb = cluster.apiserver_load_balancer.metallb
+    if metallb is None:
+        return
+    other_metallb = other.apiserver_load_balancer.metallb
+    for i, pool_range in enumerate(metallb.addresses):
+        path = f"clusters[{index}].apiserverLoadBalancer.metallb.addresses[{i}]"
+        for theirs_range in other_metallb.addresses if other_metallb is not None and other_index < index else ():
+            if pool_range.overlaps(theirs_range):
+                yield Problem(
+                    path,
+                    f"{pool_range} overlaps clusters[{other_index}]'s MetalLB pool {theirs_range} on the same subnet",
                 )
         for node in other.nodes:
-            if node.address in pool:
+            if node.address in pool_range:
                 yield Problem(
-                    path, f"{pool} holds {node.address}, the address of clusters[{other_index}] node {node.name}"
+                    path,
+                    f"{pool_range} holds {node.address}, the address of clusters[{other_index}] node {node.name}",
                 )
