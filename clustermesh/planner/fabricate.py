@@ -8,18 +8,25 @@ exist yet.
 A Service the program reads (`Service.get`: the clustermesh-apiserver's belongs to the Cilium chart) has no
 spec to go by, so its load balancer is answered from the values of the Helm release installed through the
 same provider, as the cloud would answer for the Service that release creates.
+
+OpenStack resources, remote commands and the provider functions that look up what a cloud already has are
+answered by `fabricate_openstack`. Every function call is recorded (`PlanMocks.calls`), because what a plan
+looks up is part of what it needs from a cloud. A function nobody taught the planner to answer fails the plan,
+naming its token: an empty answer would pass silently and leave every field the program reads as None.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pulumi.runtime import Mocks, rpc
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
 
 from clustermesh.aws_load_balancers import asks_for_aws_load_balancer
+from clustermesh.planner.fabricate_openstack import OpenStack
 from clustermesh.planner.fabricate_tls import Fixtures
 from clustermesh.planner.graph import Secret, decode, provider_urn
 from components.tokens import HELM_RELEASE
@@ -113,6 +120,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class FunctionCall:
+    """A provider function the program called, with its arguments (those given) and the planner's answer, both
+    decoded to plain values (secrets unwrapped)."""
+
+    token: str
+    args: dict[str, Any]
+    result: dict[str, Any]
+
+
+class UnansweredFunctionError(Exception):
+    """The program called a provider function the planner has no answer for."""
+
+    def __init__(self, token: str, args: dict[str, Any]) -> None:
+        super().__init__(
+            f"the planner cannot answer provider function {token} (called with {sorted(args)}): "
+            "teach PlanMocks (clustermesh/planner/fabricate.py) what a cloud would return for it"
+        )
+        self.token = token
+
+
 class PlanMocks(Mocks):
     """The clouds of a plan: each resource's state as its provider would answer (see the module's docstring)."""
 
@@ -122,6 +150,10 @@ class PlanMocks(Mocks):
         self._service_by_provider: dict[str, State] = {}
         """Per provider URN, the clustermesh-apiserver Service its Cilium release asks for."""
         tls = self.fixtures
+        self.openstack = OpenStack(fixtures)
+        self.calls: list[FunctionCall] = []
+        """Every provider function call answered, in the order the program made them."""
+        self._functions = self.openstack.functions()
         self._fabricators: dict[str, Fabricator] = {
             HELM_RELEASE: _helm_release,
             "kubernetes:core/v1:Service": self._service,
@@ -131,6 +163,7 @@ class PlanMocks(Mocks):
             "tls:index/selfSignedCert:SelfSignedCert": lambda a, i: tls.self_signed_cert(a.name, i),
             "tls:index/certRequest:CertRequest": lambda a, i: tls.cert_request(a.name, i),
             "tls:index/locallySignedCert:LocallySignedCert": lambda a, i: tls.locally_signed_cert(a.name, i),
+            **self.openstack.fabricators(),
         }
         """Cloud-computed outputs by resource type; other resources echo their inputs, as a provider's state does."""
 
@@ -148,7 +181,8 @@ class PlanMocks(Mocks):
             return args.resource_id, state | self._fabricated(fabricate, args)
         if self.preview:
             return None, state
-        return f"{args.name}-{stable_id(args.typ, args.name)}", state | self._fabricated(fabricate, args)
+        new_id = self.openstack.resource_id(args) or f"{args.name}-{stable_id(args.typ, args.name)}"
+        return new_id, state | self._fabricated(fabricate, args)
 
     @staticmethod
     def _fabricated(fabricate: Fabricator | None, args: MockResourceArgs) -> State:
@@ -167,4 +201,11 @@ class PlanMocks(Mocks):
         return {"status": status} if status else {}
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        """A provider function's answer. Lookups are reads, so they are answered in a preview too."""
+        request = {k: v for k, v in _plain(decode(args.args)).items() if v is not None}
+        answer = self._functions.get(args.token)
+        if answer is None:
+            raise UnansweredFunctionError(args.token, request)
+        result = answer(request)
+        self.calls.append(FunctionCall(args.token, request, result))
+        return result, []  # the mock monitor iterates the failures: None would fail every call

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +17,7 @@ from pulumi.runtime import settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from clustermesh.planner.fabricate import PlanMocks
+from clustermesh.planner.fabricate import FunctionCall, PlanMocks
 from clustermesh.planner.fabricate_tls import Fixtures
 from clustermesh.planner.graph import UNKNOWN, GraphMonitor, Node, Secret
 from clustermesh.planner.stackfile import StackSettings
@@ -36,6 +36,8 @@ class CapturedPlan:
     nodes: list[Node]
     outputs: dict[str, Any]
     """Stack outputs, decoded (secrets and unknowns marked)."""
+    calls: list[FunctionCall] = field(default_factory=list)
+    """The provider functions the program called, in order, with the planner's answers."""
 
 
 class _InlineExecutor(ThreadPoolExecutor):
@@ -98,6 +100,25 @@ def run_program(
     `mocks` stands in for the clouds; by default `PlanMocks` (see `clustermesh.planner.fabricate`). Key material
     derives from the project and stack, or with `random_keys` is fresh for this run (for a plan that shows it).
     """
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    def program() -> None:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+    return run_function(program, stack, preview=preview, on_register=on_register, mocks=mocks, random_keys=random_keys)
+
+
+def run_function(
+    program: Callable[[], None],
+    stack: StackSettings,
+    *,
+    preview: bool = False,
+    on_register: Callable[[Node], None] | None = None,
+    mocks: type[PlanMocks] = PlanMocks,
+    random_keys: bool = False,
+) -> CapturedPlan:
+    """`run_program` for a program given as a function (a test's few resources), under the same mocks."""
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     settings.set_root_resource(None)  # type: ignore[arg-type]  # each plan gets a fresh stack resource
@@ -105,12 +126,6 @@ def run_program(
     clouds = mocks(preview=preview, fixtures=Fixtures.for_stack(stack.project, stack.stack, random=random_keys))
     monitor = GraphMonitor(clouds, on_register=on_register)
     pulumi.runtime.set_mocks(clouds, project=stack.project, stack=stack.stack, preview=preview, monitor=monitor)
-
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
-
-    def program() -> None:
-        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
     loop = _ensure_event_loop()  # type: ignore[no-untyped-call]
     loop.set_default_executor(_InlineExecutor(max_workers=1))
@@ -120,4 +135,4 @@ def run_program(
     root = settings.get_root_resource()
     exports = dict(getattr(root, "outputs", {}) or {})
     outputs = {name: _sync_await(_resolve(value)) for name, value in exports.items()}
-    return CapturedPlan(stack.project, stack.stack, monitor.nodes, outputs)
+    return CapturedPlan(stack.project, stack.stack, monitor.nodes, outputs, clouds.calls)
