@@ -4,7 +4,7 @@ import pulumi
 
 from components.mesh import Mesh, MeshArgs
 from components.mesh_cluster import MeshCluster, MeshClusterArgs
-from components.stack_config import kubeconfig_input, read_mesh_config
+from components.stack_config import cluster_secrets, kube_context, kubeconfig_input, read_mesh_config
 
 mesh = read_mesh_config()
 
@@ -12,7 +12,11 @@ clusters = [
     MeshCluster(
         spec.name,
         MeshClusterArgs(
-            mesh=mesh, cluster=spec, kubeconfig=kubeconfig_input(spec), kube_context=spec.kubeconfig.context
+            mesh=mesh,
+            cluster=spec,
+            kubeconfig=kubeconfig_input(spec),
+            kube_context=kube_context(spec),
+            secrets=cluster_secrets(spec),
         ),
     )
     for spec in mesh.clusters

@@ -22,11 +22,12 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from clustermesh import cilium
-from clustermesh.model import ClusterSpec, MeshConfig, ServiceType
+from clustermesh.model import ClusterSpec, ExistingCluster, MeshConfig, ServiceType
 from clustermesh.render import mesh_config
 from clustermesh.render.mesh_config import EncodedPeers, PeerAddress, ServiceTarget
 from clustermesh.render.mesh_tls import CA_COMMON_NAME, CertificateSpec, cluster_certificates, remote_users
 from components.mesh_cluster import MeshCluster
+from components.openstack.peering import admit_peers
 from components.tokens import MESH
 
 DNS_TTL_SECONDS = 60
@@ -60,7 +61,7 @@ class Mesh(pulumi.ComponentResource):
         # provider, so nothing can reach an account or endpoint the stack does not name.
         self._tls = tls.Provider(f"{name}-tls", opts=pulumi.ResourceOptions(parent=self))
         self._aws: aws.Provider | None = None
-        if any(c.apiserver_exposure.route53_zone_id for c in args.mesh.clusters):
+        if any(isinstance(c, ExistingCluster) and c.apiserver_exposure.route53_zone_id for c in args.mesh.clusters):
             self._aws = aws.Provider(f"{name}-aws", region=ROUTE53_REGION, opts=pulumi.ResourceOptions(parent=self))
         ca_key = self._private_key(f"{name}-ca")
         ca_cert = tls.SelfSignedCert(
@@ -91,6 +92,8 @@ class Mesh(pulumi.ComponentResource):
             self._remote_users(cluster, names)
             if not mesh_config.aliases_in_config(args.mesh):
                 self._address_patch(cluster, everyone)
+
+        admit_peers(self, args.mesh, args.clusters)
 
         self.addresses = everyone.apply(lambda a: {n: p.reached_at for n, p in a.items()})
         self.register_outputs(
@@ -143,24 +146,24 @@ class Mesh(pulumi.ComponentResource):
 
     def _address(self, cluster: MeshCluster, spec: ClusterSpec) -> pulumi.Output[PeerAddress]:
         exposure = self._mesh.apiserver_exposure
-        port = exposure.node_port if exposure.type is ServiceType.NODE_PORT else mesh_config.APISERVER_PORT
-        hostname = spec.apiserver_exposure.hostname
+        node_port = spec.apiserver_service_type(exposure.type) is ServiceType.NODE_PORT
+        # An Octavia VIP listens on the apiserver's own port in front of the nodes' NodePort.
+        port = exposure.node_port if node_port and spec.pinned_apiserver_ip is None else mesh_config.APISERVER_PORT
+        hostname = spec.apiserver_hostname
         if hostname is not None:
             # Peers dial the name, known now: their configuration waits on no load balancer.
-            if spec.apiserver_exposure.route53_zone_id is not None:
+            if isinstance(spec, ExistingCluster) and spec.apiserver_exposure.route53_zone_id is not None:
                 self._dns_record(spec, hostname, self._target(cluster, spec))
             return pulumi.Output.from_input(PeerAddress((), port, hostname))
         return self._target(cluster, spec).apply(lambda t: mesh_config.peer_address(self._mesh, spec.name, t, port))
 
     def _target(self, cluster: MeshCluster, spec: ClusterSpec) -> pulumi.Output[ServiceTarget]:
-        """Where the cluster's clustermesh-apiserver Service answers: node addresses, a pinned IP, or its ingress."""
-        if self._mesh.apiserver_exposure.type is ServiceType.NODE_PORT:
-            return pulumi.Output.from_input(
-                ServiceTarget(tuple(str(a) for a in spec.apiserver_exposure.node_addresses))
-            )
-        if spec.apiserver_exposure.load_balancer_ip is not None:
+        """Where the cluster's clustermesh-apiserver answers: a pinned IP, node addresses, or its Service's ingress."""
+        if spec.pinned_apiserver_ip is not None:
             # Pinned: known at preview, so every peer's configuration is too.
-            return pulumi.Output.from_input(ServiceTarget((str(spec.apiserver_exposure.load_balancer_ip),)))
+            return pulumi.Output.from_input(ServiceTarget((str(spec.pinned_apiserver_ip),)))
+        if spec.apiserver_service_type(self._mesh.apiserver_exposure.type) is ServiceType.NODE_PORT:
+            return pulumi.Output.from_input(ServiceTarget(tuple(str(a) for a in spec.apiserver_node_addresses)))
         # The Service is the chart's; its id waits on the release, so a preview of a new cluster skips the
         # read (leaving the address unknown) instead of failing on a Service that does not exist yet.
         service = k8s.core.v1.Service.get(
@@ -170,7 +173,7 @@ class Mesh(pulumi.ComponentResource):
         )
         return service.status.apply(_ingress)
 
-    def _dns_record(self, spec: ClusterSpec, hostname: str, target: pulumi.Output[ServiceTarget]) -> None:
+    def _dns_record(self, spec: ExistingCluster, hostname: str, target: pulumi.Output[ServiceTarget]) -> None:
         record = target.apply(mesh_config.dns_record)
         aws.route53.Record(
             f"{spec.name}-clustermesh-apiserver-dns",

@@ -1,31 +1,40 @@
 """MeshCluster: one Kubernetes cluster of the mesh, its explicit provider, and Cilium on it.
 
 This component only wires resources; every document it applies comes from a pure renderer in
-`clustermesh.render`. It does not manage the cluster's machines for kind `existing`, nor the mesh
-wiring between clusters (that is `components.mesh.Mesh`).
+`clustermesh.render`. For kind `existing` the cluster runs already; for kind `openstack` its machines
+(`components.openstack.infrastructure`) and Kubernetes (`components.openstack.kubernetes`) are its children,
+and so is MetalLB when it answers for the clustermesh-apiserver. The wiring between clusters is
+`components.mesh.Mesh`'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from clustermesh import cilium
-from clustermesh.model import ClusterSpec, CniMode, MeshConfig
+from clustermesh.model import ClusterSpec, CniMode, MeshConfig, OpenStackCluster
+from clustermesh.render import metallb
 from clustermesh.render.cilium_values import cilium_values
 from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP, calico_chaining_configmap_data
+from components.openstack.infrastructure import OpenStackInfrastructure, OpenStackInfrastructureArgs
+from components.openstack.kubernetes import KubernetesOverSsh, KubernetesOverSshArgs
 from components.tokens import MESH_CLUSTER
 
 
 def cluster_identity(spec: ClusterSpec) -> dict[str, object]:
-    """The component's own inputs: the cluster's name, ID, CNI and pod ranges, as a preview shows them."""
+    """The component's own inputs, as a preview shows them: the cluster's name, ID, kind, CNI and pod ranges,
+    and the addresses its node ports may answer for besides their own (the MetalLB pool, as CIDRs)."""
     return {
         "clusterName": spec.name,
         "clusterId": spec.id,
+        "kind": spec.kind.value,
         "cni": spec.cni.value,
         "podCidrs": [str(c) for c in spec.pod_cidrs],
+        "loadBalancerPools": [str(c) for c in spec.load_balancer_pools] if isinstance(spec, OpenStackCluster) else [],
     }
 
 
@@ -35,10 +44,12 @@ class MeshClusterArgs:
     """Mesh-wide settings (chart version, max connected clusters, apiserver exposure)."""
     cluster: ClusterSpec
     """This cluster's validated configuration."""
-    kubeconfig: pulumi.Input[str]
-    """Kubeconfig contents, or the path of a kubeconfig file; treated as a secret either way."""
+    kubeconfig: pulumi.Input[str] | None = None
+    """Kind existing: kubeconfig contents, or the path of a kubeconfig file; treated as a secret either way."""
     kube_context: str | None = None
     """The context to use in the kubeconfig; its current context when None."""
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The secret config values the cluster names (an SSH key, a cloud credential), by config key."""
 
 
 class MeshCluster(pulumi.ComponentResource):
@@ -58,12 +69,22 @@ class MeshCluster(pulumi.ComponentResource):
         super().__init__(MESH_CLUSTER, name, cluster_identity(spec), opts)
         self.cluster_name = spec.name
         self.cluster_id = spec.id
-        self.kubeconfig = pulumi.Output.secret(args.kubeconfig)
+        self.infrastructure: OpenStackInfrastructure | None = None
+        ready: list[pulumi.Resource] = []
+        context = args.kube_context
+        if isinstance(spec, OpenStackCluster):
+            self.infrastructure, kubernetes = self._build_on_openstack(name, args, spec)
+            kubeconfig: pulumi.Input[str] = kubernetes.kubeconfig
+            ready = kubernetes.installed
+        else:
+            assert args.kubeconfig is not None  # validation requires a kubeconfig for kind existing
+            kubeconfig = args.kubeconfig
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
 
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
-            context=args.kube_context,
+            context=context,
             # A stable identity: rotating credentials or moving the kubeconfig must update the provider,
             # never replace it (and with it every resource of this cluster).
             cluster_identifier=spec.name,
@@ -96,8 +117,12 @@ class MeshCluster(pulumi.ComponentResource):
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=cilium.CHART_REPOSITORY),
                 values=cilium_values(args.mesh, spec),
             ),
-            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=chaining_config)),
+            opts=pulumi.ResourceOptions.merge(
+                on_cluster, pulumi.ResourceOptions(depends_on=[*chaining_config, *ready])
+            ),
         )
+        if isinstance(spec, OpenStackCluster) and spec.apiserver_load_balancer.metallb is not None:
+            self._metallb(name, spec, on_cluster, ready)
 
         # A component's registered outputs replace its inputs in the engine's state, and stack policies read
         # that state: the identity goes in both, or a policy would see it in a preview and lose it after `up`.
@@ -108,3 +133,68 @@ class MeshCluster(pulumi.ComponentResource):
                 "ciliumStatus": self.cilium_release.status,
             }
         )
+
+    def _build_on_openstack(
+        self, name: str, args: MeshClusterArgs, spec: OpenStackCluster
+    ) -> tuple[OpenStackInfrastructure, KubernetesOverSsh]:
+        secret_of = args.secrets.get
+        infrastructure = OpenStackInfrastructure(
+            name,
+            OpenStackInfrastructureArgs(
+                mesh=args.mesh,
+                cluster=spec,
+                application_credential_secret=secret_of(spec.openstack.application_credential_secret or ""),
+                ssh_private_key=secret_of(spec.ssh.private_key_secret or ""),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        kubernetes = KubernetesOverSsh(
+            name,
+            KubernetesOverSshArgs(
+                cluster=spec,
+                ssh_hosts=infrastructure.ssh_hosts,
+                ssh_private_key=infrastructure.ssh_private_key,
+                machines=infrastructure.instances,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return infrastructure, kubernetes
+
+    def _metallb(
+        self, name: str, spec: OpenStackCluster, on_cluster: pulumi.ResourceOptions, ready: list[pulumi.Resource]
+    ) -> None:
+        """MetalLB in L2 mode with the cluster's pool, so the clustermesh-apiserver gets its pinned address.
+
+        Not ordered after Cilium: Cilium's release waits for its LoadBalancer to get an address, which MetalLB
+        gives, while MetalLB's pods wait for Cilium's network; installed side by side, both finish.
+        """
+        settings = spec.apiserver_load_balancer.metallb
+        assert settings is not None
+        namespace_manifest = metallb.namespace_manifest()
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-metallb-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(**namespace_manifest["metadata"]),
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=ready)),
+        )
+        release = k8s.helm.v3.Release(
+            f"{name}-metallb",
+            k8s.helm.v3.ReleaseArgs(
+                name=metallb.RELEASE_NAME,
+                chart=metallb.CHART,
+                version=settings.chart_version,
+                namespace=metallb.NAMESPACE,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=metallb.REPOSITORY),
+                values=metallb.metallb_values(spec),
+            ),
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespace])),
+        )
+        after_release = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[release]))
+        for suffix, manifest in (("pool", metallb.address_pool(spec)), ("l2", metallb.l2_advertisement(spec))):
+            k8s.apiextensions.CustomResource(
+                f"{name}-metallb-{suffix}",
+                api_version=manifest["apiVersion"],
+                kind=manifest["kind"],
+                metadata=k8s.meta.v1.ObjectMetaArgs(**manifest["metadata"]),
+                spec=manifest["spec"],
+                opts=after_release,
+            )

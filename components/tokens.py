@@ -10,3 +10,12 @@ KUBERNETES_SECRET = "kubernetes:core/v1:Secret"
 KUBERNETES_CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 ADDRESS_PATCHES = ("kubernetes:apps/v1:DaemonSetPatch", "kubernetes:apps/v1:DeploymentPatch")
 LOCALLY_SIGNED_CERT = "tls:index/locallySignedCert:LocallySignedCert"
+
+OPENSTACK_INFRASTRUCTURE = "clustermesh:index:OpenStackInfrastructure"
+KUBERNETES_OVER_SSH = "clustermesh:index:KubernetesOverSsh"
+OPENSTACK_PROVIDER = "pulumi:providers:openstack"
+OPENSTACK_SECURITY_GROUP_RULE = "openstack:networking/secGroupRule:SecGroupRule"
+OPENSTACK_PORT = "openstack:networking/port:Port"
+OPENSTACK_NETWORK = "openstack:networking/network:Network"
+OPENSTACK_INSTANCE = "openstack:compute/instance:Instance"
+REMOTE_COMMAND = "command:remote:Command"

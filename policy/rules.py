@@ -37,7 +37,17 @@ from clustermesh import aws_load_balancers
 from clustermesh.cilium import CHART_NAME, MAX_CONNECTED_CLUSTERS_CHOICES, NAMESPACE
 from clustermesh.render.mesh_config import AGENT_SECRET, KVSTOREMESH_SECRET
 from clustermesh.render.mesh_tls import REMOTE_USERS_CONFIGMAP, REMOTE_USERS_KEY, certificate_secret_name, remote_user
-from components.tokens import HELM_RELEASE, KUBERNETES_CONFIGMAP, MESH_CLUSTER, STACK
+from components.tokens import (
+    HELM_RELEASE,
+    KUBERNETES_CONFIGMAP,
+    MESH_CLUSTER,
+    OPENSTACK_INSTANCE,
+    OPENSTACK_NETWORK,
+    OPENSTACK_PORT,
+    OPENSTACK_SECURITY_GROUP_RULE,
+    REMOTE_COMMAND,
+    STACK,
+)
 from components.tokens import KUBERNETES_SECRET as SECRET
 
 PACK_NAME = "clustermesh"
@@ -156,11 +166,7 @@ PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 KUBECONFIG = re.compile(r"(^|\n)kind:\s*Config\b|\"kind\":\s*\"Config\"")
 
 # OpenStack resources (pulumi_openstack v5) and the command provider's remote Command, as their type tokens.
-OPENSTACK_SEC_GROUP_RULE = "openstack:networking/secGroupRule:SecGroupRule"
-OPENSTACK_PORT = "openstack:networking/port:Port"
-OPENSTACK_NETWORK = "openstack:networking/network:Network"
-OPENSTACK_INSTANCE = "openstack:compute/instance:Instance"
-REMOTE_COMMAND = "command:remote:Command"
+OPENSTACK_SEC_GROUP_RULE = OPENSTACK_SECURITY_GROUP_RULE
 REMOTE_COMMAND_SCRIPTS = ("create", "update", "delete")
 REMOTE_COMMAND_DEFAULT_LOGGING = "stdoutAndStderr"
 """pulumi_command's `Logging` (wire values stdout, stderr, stdoutAndStderr, none); absent, it logs both."""

@@ -29,7 +29,8 @@ Change = Callable[[list[dict[str, Any]]], None]
 
 
 def tutorial_config(path: Path = STACK) -> Config:
-    return yaml.safe_load(path.read_text())["config"]
+    config: Config = yaml.safe_load(path.read_text())["config"]
+    return config
 
 
 def engine_view(config: Config) -> dict[str, str]:

@@ -11,6 +11,7 @@ RFC 6979 deterministic, and validity starts on a half-day boundary, for the same
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import ipaddress
@@ -20,7 +21,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _CURVES = {"P224": ec.SECP224R1(), "P256": ec.SECP256R1(), "P384": ec.SECP384R1(), "P521": ec.SECP521R1()}
@@ -62,8 +63,12 @@ class Fixtures:
         return hashlib.sha256(f"planner-{purpose}/{self.seed}/{name}".encode()).digest()
 
     def private_key(self, name: str, inputs: State) -> State:
+        if inputs.get("algorithm") == "ED25519":
+            # SSH keys: Ed25519 derives from any 32 bytes, so the seed gives it as it gives ECDSA keys.
+            seed = secrets.token_bytes(32) if self.random else self._digest("key", name)[:32]
+            return _ed25519_state(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
         if inputs.get("algorithm") != "ECDSA":
-            raise ValueError(f"the planner fabricates ECDSA keys only, not {inputs.get('algorithm')}")
+            raise ValueError(f"the planner fabricates ECDSA and ED25519 keys only, not {inputs.get('algorithm')}")
         curve = _CURVES[inputs.get("ecdsaCurve", "P224")]
         if self.random:
             key = ec.generate_private_key(curve)
@@ -197,6 +202,46 @@ def _key_state(key: ec.EllipticCurvePrivateKey) -> State:
             public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         ).hexdigest(),
     }
+
+
+def _ed25519_state(key: ed25519.Ed25519PrivateKey) -> State:
+    public = key.public_key()
+    openssh_public = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return {
+        "privateKeyPem": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+        "privateKeyOpenssh": _steady_openssh(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            ).decode()
+        ),
+        "publicKeyPem": public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode(),
+        "publicKeyOpenssh": openssh_public + "\n",
+        "publicKeyFingerprintSha256": hashlib.sha256(
+            public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        ).hexdigest(),
+    }
+
+
+def _steady_openssh(pem: str) -> str:
+    """An OpenSSH private key with its check integer fixed: OpenSSH draws it at random on every serialization (it
+    only detects a wrong passphrase), which would make the same key differ between two plans."""
+    lines = pem.strip().splitlines()
+    blob = bytearray(base64.b64decode("".join(lines[1:-1])))
+
+    def after_string(at: int) -> int:
+        return at + 4 + int.from_bytes(blob[at : at + 4], "big")
+
+    offset = after_string(after_string(after_string(len(b"openssh-key-v1\0"))))  # cipher, KDF, KDF options
+    offset = after_string(offset + 4)  # the key count, then the public key
+    offset += 4  # the private section's length; the two check integers follow
+    check = hashlib.sha256(bytes(blob[offset + 8 :])).digest()[:4]
+    blob[offset : offset + 8] = check * 2
+    body = base64.b64encode(bytes(blob)).decode()
+    return "\n".join([lines[0], *(body[i : i + 70] for i in range(0, len(body), 70)), lines[-1]]) + "\n"
 
 
 def _subject(subject: State | None) -> x509.Name:

@@ -1,0 +1,43 @@
+"""The security-group rules that admit each cluster's peers: mesh wiring, not any one cluster's.
+
+Each rule belongs to one (cluster, peer) pair and names the peer's node range, so adding a cluster adds its
+rules in the others' groups (and theirs in its own) and replaces none; removing one deletes only its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_openstack as openstack
+
+from clustermesh.model import MeshConfig, OpenStackCluster
+from clustermesh.render.firewall import SELF, peer_rules
+from components.mesh_cluster import MeshCluster
+
+
+def admit_peers(parent: pulumi.Resource, mesh: MeshConfig, clusters: Sequence[MeshCluster]) -> None:
+    """In every OpenStack cluster's security group, the rules that let each other cluster's nodes in."""
+    for cluster in clusters:
+        spec = mesh.cluster(cluster.cluster_name)
+        infrastructure = cluster.infrastructure
+        if not isinstance(spec, OpenStackCluster) or infrastructure is None:
+            continue
+        opts = pulumi.ResourceOptions(parent=parent, provider=infrastructure.provider)
+        for peer in mesh.clusters:
+            if peer.name == spec.name:
+                continue
+            for rule in peer_rules(mesh, spec, peer):
+                assert rule.remote != SELF  # a peer is admitted by its addresses, never by a group of ours
+                openstack.networking.SecGroupRule(
+                    f"{spec.name}-from-{peer.name}-{rule.key}",
+                    direction="ingress",
+                    ethertype=rule.ethertype,
+                    protocol=rule.protocol,
+                    port_range_min=rule.port_min,
+                    port_range_max=rule.port_max,
+                    remote_ip_prefix=rule.remote,
+                    security_group_id=infrastructure.security_group_id,
+                    description=rule.description,
+                    opts=opts,
+                )

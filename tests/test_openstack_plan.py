@@ -1,0 +1,244 @@
+"""The tutorial stacks on OpenStack, planned offline: every resource the issue names, wired as the config says,
+and adding a cluster to the tutorial-000 stack adds only that cluster's resources, the rules that admit it in
+the others' security groups, and one entry in each clustermesh Secret and remote-users ConfigMap.
+
+Expected values come from the committed stack files (their addresses, ranges, versions), never from a plan.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from ipaddress import ip_address, ip_network, summarize_address_range
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from clustermesh.planner.graph import Node, Secret, reveal
+from clustermesh.planner.report import write_plan
+from clustermesh.planner.runner import CapturedPlan
+from clustermesh.planner.stackfile import load_stack
+from tests.conftest import PROJECT_DIR, plan_raw
+from tests.test_incremental import CLUSTERMESH_SECRETS, REMOTE_USERS
+
+RKE2_STACK = PROJECT_DIR / "Pulumi.openstack-rke2.yaml"
+K3S_STACK = PROJECT_DIR / "Pulumi.openstack-k3s.yaml"
+
+CLUSTER3 = {
+    "name": "cluster3",
+    "id": 3,
+    "kind": "openstack",
+    "podCidrs": ["10.46.0.0/16"],
+    "serviceCidr": "10.47.0.0/16",
+    "routing": {"mode": "tunnel", "tunnelProtocol": "vxlan"},
+    "openstack": {"cloud": "openstack"},
+    "network": {
+        "existing": {
+            "network": "vlan197_net",
+            "subnet": "vlan197_subnet",
+            "cidr": "10.195.197.0/24",
+            "dhcpPools": ["10.195.197.2-10.195.197.150"],
+        }
+    },
+    "image": "ubuntu-24.04",
+    "flavor": "m1.medium",
+    "nodePools": [{"name": "node", "role": "server", "count": 3, "addresses": "10.195.197.176-10.195.197.183"}],
+    "distro": {"name": "rke2", "version": "v1.36.3+rke2r1"},
+    "adminRanges": ["10.195.197.0/24"],
+    "apiserverLoadBalancer": {
+        "metallb": {"addresses": ["10.195.197.216-10.195.197.223"], "apiserverAddress": "10.195.197.216"}
+    },
+}
+
+
+def stack_config(path: Path) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(path.read_text())["config"]
+    return config
+
+
+def plan_config(config: dict[str, Any], *, preview: bool = False) -> CapturedPlan:
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    return plan_raw(raw, preview=preview)
+
+
+def of_type(plan: CapturedPlan, token: str) -> list[Node]:
+    return [n for n in plan.nodes if n.type == token]
+
+
+def inputs(node: Node) -> Any:
+    return reveal(node.inputs, secrets=True)
+
+
+@pytest.fixture(scope="module")
+def rke2_plan() -> CapturedPlan:
+    return plan_config(stack_config(RKE2_STACK))
+
+
+@pytest.fixture(scope="module")
+def k3s_plan() -> CapturedPlan:
+    return plan_config(stack_config(K3S_STACK))
+
+
+def test_committed_stacks_load_through_the_planner() -> None:
+    for path in (RKE2_STACK, K3S_STACK):
+        settings = load_stack(PROJECT_DIR, config_file=path)
+        assert settings.config
+
+
+def test_every_node_has_a_port_with_its_fixed_ip_and_a_vm_booting_from_a_volume(rke2_plan: CapturedPlan) -> None:
+    config = stack_config(RKE2_STACK)
+    expected: dict[str, str] = {}
+    for cluster in config["clustermesh:clusters"]:
+        pool = cluster["nodePools"][0]
+        first = ip_address(pool["addresses"].split("-")[0])
+        for i in range(pool["count"]):
+            expected[f"{cluster['name']}-{pool['name']}-{i}"] = str(first + i)
+    ports = {inputs(p)["name"]: inputs(p) for p in of_type(rke2_plan, "openstack:networking/port:Port")}
+    for node, address in expected.items():
+        port = ports[node]
+        assert [f["ipAddress"] for f in port["fixedIps"]] == [address]
+        assert port["portSecurityEnabled"] is True
+        assert port["securityGroupIds"]
+    instances = {inputs(n)["name"]: (n, inputs(n)) for n in of_type(rke2_plan, "openstack:compute/instance:Instance")}
+    assert sorted(instances) == sorted(expected)
+    for node, (resource, args) in instances.items():
+        (device,) = args["blockDevices"]
+        assert (device["sourceType"], device["destinationType"], device["bootIndex"]) == ("image", "volume", 0)
+        assert args["userData"].startswith("#cloud-config")
+        assert args["flavorName"] == "m1.medium"
+        assert "userData" in resource.options.get("ignoreChanges", []), node
+
+
+def test_node_ports_carry_their_clusters_metallb_pool_and_a_port_reserves_the_pinned_address(
+    rke2_plan: CapturedPlan,
+) -> None:
+    config = stack_config(RKE2_STACK)
+    ports = {inputs(p)["name"]: inputs(p) for p in of_type(rke2_plan, "openstack:networking/port:Port")}
+    for cluster in config["clustermesh:clusters"]:
+        metallb = cluster["apiserverLoadBalancer"]["metallb"]
+        first, last = (ip_address(a) for a in metallb["addresses"][0].split("-"))
+        pool = {str(c) for c in summarize_address_range(first, last)}
+        node_ports = [p for name, p in ports.items() if name.startswith(f"{cluster['name']}-node-")]
+        assert len(node_ports) == cluster["nodePools"][0]["count"]
+        for port in node_ports:
+            assert {pair["ipAddress"] for pair in port["allowedAddressPairs"]} == pool
+        reserving = [
+            p for p in ports.values() if [f["ipAddress"] for f in p["fixedIps"]] == [metallb["apiserverAddress"]]
+        ]
+        assert len(reserving) == 1 and reserving[0]["name"] == f"{cluster['name']}-clustermesh-apiserver"
+
+
+def test_no_security_group_rule_admits_the_world(rke2_plan: CapturedPlan, k3s_plan: CapturedPlan) -> None:
+    for plan in (rke2_plan, k3s_plan):
+        rules = [inputs(r) for r in of_type(plan, "openstack:networking/secGroupRule:SecGroupRule")]
+        assert rules
+        for rule in rules:
+            assert rule["direction"] == "ingress"
+            prefix = rule.get("remoteIpPrefix")
+            assert prefix or rule.get("remoteGroupId"), rule
+            if prefix:
+                assert ip_network(prefix).prefixlen > 0, rule
+
+
+def test_metallb_answers_for_the_pinned_address(rke2_plan: CapturedPlan) -> None:
+    config = stack_config(RKE2_STACK)
+    releases = {inputs(r)["chart"]: inputs(r) for r in of_type(rke2_plan, "kubernetes:helm.sh/v3:Release")}
+    assert releases["metallb"]["version"] == "0.16.1"
+    pools = [inputs(r) for r in of_type(rke2_plan, "kubernetes:metallb.io/v1beta1:IPAddressPool")]
+    assert sorted(p["spec"]["addresses"][0] for p in pools) == sorted(
+        c["apiserverLoadBalancer"]["metallb"]["addresses"][0] for c in config["clustermesh:clusters"]
+    )
+    assert len(of_type(rke2_plan, "kubernetes:metallb.io/v1beta1:L2Advertisement")) == 2
+    cilium = [inputs(r) for r in of_type(rke2_plan, "kubernetes:helm.sh/v3:Release") if inputs(r)["chart"] == "cilium"]
+    pinned = sorted(
+        r["values"]["clustermesh"]["apiserver"]["service"]["annotations"]["metallb.io/loadBalancerIPs"] for r in cilium
+    )
+    assert pinned == sorted(
+        c["apiserverLoadBalancer"]["metallb"]["apiserverAddress"] for c in config["clustermesh:clusters"]
+    )
+
+
+def test_octavia_fronts_every_nodes_nodeport_on_the_pinned_vip(k3s_plan: CapturedPlan) -> None:
+    config = stack_config(K3S_STACK)
+    balancers = sorted(
+        inputs(b)["vipAddress"] for b in of_type(k3s_plan, "openstack:loadbalancer/loadBalancer:LoadBalancer")
+    )
+    assert balancers == sorted(
+        c["apiserverLoadBalancer"]["octavia"]["vipAddress"] for c in config["clustermesh:clusters"]
+    )
+    listeners = [inputs(b) for b in of_type(k3s_plan, "openstack:loadbalancer/listener:Listener")]
+    assert {(listener["protocol"], listener["protocolPort"]) for listener in listeners} == {("TCP", 2379)}
+    members = sorted(
+        (inputs(m)["address"], inputs(m)["protocolPort"])
+        for m in of_type(k3s_plan, "openstack:loadbalancer/member:Member")
+    )
+    node_port = config["clustermesh:apiserverExposure"]["nodePort"]
+    assert members == sorted(
+        (c["nodePools"][0]["addresses"].split("-")[0], node_port) for c in config["clustermesh:clusters"]
+    )
+    monitors = [inputs(m) for m in of_type(k3s_plan, "openstack:loadbalancer/monitor:Monitor")]
+    assert len(monitors) == 3 and {m["type"] for m in monitors} == {"TCP"}
+
+
+def test_kubernetes_goes_on_over_ssh_with_secrets_only_on_stdin(
+    rke2_plan: CapturedPlan, k3s_plan: CapturedPlan
+) -> None:
+    for plan, distro in ((rke2_plan, "rke2"), (k3s_plan, "k3s")):
+        commands = of_type(plan, "command:remote:Command")
+        instances = of_type(plan, "openstack:compute/instance:Instance")
+        assert len(commands) == len(instances)
+        for command in commands:
+            args = command.inputs
+            assert reveal(args["logging"], secrets=True) == "none"
+            assert f"get.{distro}" in reveal(args["create"], secrets=True)
+            assert "PRIVATE KEY" not in reveal(args["create"], secrets=True)
+            assert isinstance(args["stdin"], Secret), "the join token and CA keys travel on stdin, as a secret"
+            assert "pulumi:providers:command::" in command.provider
+
+
+def test_the_peers_addresses_are_complete_at_preview() -> None:
+    plan = plan_config(stack_config(RKE2_STACK), preview=True)
+    secrets = [
+        n for n in of_type(plan, "kubernetes:core/v1:Secret") if inputs(n)["metadata"]["name"] == "cilium-clustermesh"
+    ]
+    assert len(secrets) == 2
+    for secret in secrets:
+        assert "[unknown]" not in json.dumps(inputs(secret)["data"])
+    releases = of_type(plan, "kubernetes:helm.sh/v3:Release")
+    assert {inputs(r)["chart"] for r in releases} == {"cilium", "metallb"}
+
+
+def _plan_json(config: dict[str, Any], out: Path) -> dict[str, dict[str, Any]]:
+    write_plan(plan_config(config), out, reveal_secrets=True)
+    document = json.loads((out / "plan.json").read_text())
+    return {resource["urn"]: resource for resource in document["resources"]}
+
+
+def test_adding_a_cluster_adds_its_resources_its_rules_and_one_mesh_entry_per_peer(tmp_path: Path) -> None:
+    config = stack_config(RKE2_STACK)
+    grown = copy.deepcopy(config)
+    grown["clustermesh:clusters"].append(CLUSTER3)
+    before = _plan_json(config, tmp_path / "two")
+    after = _plan_json(grown, tmp_path / "three")
+
+    assert before.keys() <= after.keys(), "a resource of the two-cluster mesh is gone"
+    changed = sorted(after[u]["name"] for u in before if before[u]["inputs"] != after[u]["inputs"])
+    assert changed == sorted(
+        [f"{c}-{s}" for c in ("cluster1", "cluster2") for s in CLUSTERMESH_SECRETS]
+        + [f"{c}-{REMOTE_USERS}" for c in ("cluster1", "cluster2")]
+    )
+    added = [after[u] for u in after.keys() - before.keys()]
+    cluster3_rules = 0
+    for resource in added:
+        name = resource["name"]
+        if name.startswith(("cluster1-from-cluster3-", "cluster2-from-cluster3-")):
+            assert resource["type"] == "openstack:networking/secGroupRule:SecGroupRule"
+            cluster3_rules += 1
+        else:
+            assert name == "cluster3" or name.startswith("cluster3-"), name
+    assert cluster3_rules > 0
+    # The new cluster's own group admits the two others.
+    assert any(r["name"].startswith("cluster3-from-cluster1-") for r in added)
+    assert any(r["name"].startswith("cluster3-from-cluster2-") for r in added)
