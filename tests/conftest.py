@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from pulumi.runtime.mocks import MockResourceArgs
 
 from clustermesh.planner.fabricate import PlanMocks
 from clustermesh.planner.runner import CapturedPlan, run_program
 from clustermesh.planner.stackfile import StackSettings
+from tests.neutron import neutron_server_fixture
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -88,3 +90,7 @@ class ReportingMocks(PlanMocks):
             ingress = [{"ip": ip} for ip in LOAD_BALANCER_IPS[args.name]]
             state = state | {"status": {"loadBalancer": {"ingress": ingress}}}
         return resource_id, state
+
+
+neutron_server = pytest.fixture(scope="session", name="neutron_server")(neutron_server_fixture)
+"""One real Neutron API (Debian's neutron-server on loopback) for every test that needs it."""

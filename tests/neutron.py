@@ -1138,6 +1138,7 @@ def apply_plan(
     *,
     client: NeutronClient,
     existing_subnets: Mapping[str, PoolSpec] | None = None,
+    routed_subnets: Mapping[str, str] | None = None,
     project_id: str | None = None,
 ) -> ApplySummary:
     """Create the plan's networking on Neutron, in dependency order; answer what was created and skipped.
@@ -1146,7 +1147,9 @@ def apply_plan(
     networks and subnets it looks up with getNetwork/getSubnet are created first, as a cloud would already
     have them, each subnet with the allocation pools `existing_subnets` gives for its name (or cidr), else
     Neutron's (the whole range). External networks (a router's gateway, a floating IP's pool) are created
-    once per server, with a subnet. Every resource goes to a project of its own (`project_id`, else a new one).
+    once per server, with a subnet. `routed_subnets` names looked-up subnets the cloud already routes to an
+    external network (subnet name -> external network name), as a floating IP on them needs: a router joins them.
+    Every resource goes to a project of its own (`project_id`, else a new one).
     Raises `NeutronRefused` (with the resource's URN) when Neutron refuses a request, `HarnessError` when the
     plan holds something the harness cannot translate.
     """
@@ -1155,12 +1158,24 @@ def apply_plan(
     externals = _create_existing(ctx, nodes, calls, existing_subnets or {})
     for network in externals:
         _ensure_external_subnet(ctx, network)
+    for subnet_name, external_name in (routed_subnets or {}).items():
+        _route_existing_subnet(ctx, subnet_name, external_name)
     for node in nodes:
         if node.custom and node.type.startswith("openstack:") and not node.type.startswith(NETWORKING):
             summary.skipped[node.type] += 1
     for node in _order(nodes):
         _apply_one(ctx, node)
     return summary
+
+
+def _route_existing_subnet(ctx: _Apply, subnet_name: str, external_name: str) -> None:
+    """The router a cloud already has between an existing subnet and its external network."""
+    (subnet,) = ctx.client.list("subnet", name=subnet_name, project_id=ctx.project_id)
+    external = _ensure_external(ctx, external_name)
+    body = {"name": f"{subnet_name}-router", "external_gateway_info": {"network_id": external}}
+    router = ctx.client.create("router", body, project_id=ctx.project_id)["id"]
+    ctx.client.put(f"routers/{router}/add_router_interface", {"subnet_id": subnet["id"]})
+    ctx.summary.existing["router"] += 1
 
 
 def _apply_one(ctx: _Apply, node: Node) -> None:

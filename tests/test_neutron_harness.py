@@ -43,10 +43,7 @@ from tests.neutron import (
     NeutronServer,
     apply_captured,
     apply_plan,
-    neutron_server_fixture,
 )
-
-neutron_server = pytest.fixture(scope="session", name="neutron_server")(neutron_server_fixture)
 
 INSTANCE = "openstack:compute/instance:Instance"
 SCRIPT = PROJECT_DIR / "scripts" / "system_packages.sh"

@@ -196,6 +196,8 @@ def test_kubernetes_goes_on_over_ssh_with_secrets_only_on_stdin(
             assert "PRIVATE KEY" not in reveal(args["create"], secrets=True)
             assert isinstance(args["stdin"], Secret), "the join token and CA keys travel on stdin, as a secret"
             assert "pulumi:providers:command::" in command.provider
+            # The engine keeps what a run prints secret (additional_secret_outputs), as the planner does.
+            assert command.outputs is not None and isinstance(command.outputs["stdout"], Secret)
 
 
 def test_the_peers_addresses_are_complete_at_preview() -> None:

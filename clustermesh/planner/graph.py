@@ -123,6 +123,11 @@ class GraphMonitor(MockMonitor):
         if request.type == STACK:
             return resource_pb2.RegisterResourceResponse(urn=urn)
         wire_inputs, resource_id, state = self._answer(request, request.object, request.importId, custom=request.custom)
+        # What the engine does for `additional_secret_outputs`: those outputs come back secret, in the state and to
+        # the program (a command's stdout, say), whatever the provider's schema says.
+        for name in request.additionalSecretOutputs:
+            if name in state and not _is_secret(state[name]):
+                state[name] = {rpc._special_sig_key: rpc._special_secret_sig, "value": state[name]}
         inputs = decode(wire_inputs)
         self._record(
             request,
@@ -191,6 +196,10 @@ class GraphMonitor(MockMonitor):
         self._by_urn[urn] = node
         if self._on_register is not None:
             self._on_register(node)
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
 
 
 def _outputs(wire_inputs: dict[str, Any], inputs: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:

@@ -179,5 +179,8 @@ class KubernetesOverSsh(pulumi.ComponentResource):
                 provider=ssh,
                 depends_on=[machine, *([after] if after is not None else [])],
                 additional_secret_outputs=["stdout", "stderr"],
+                # A new VM replaces the command: the old one's uninstall must run (on nothing) before the new
+                # install, or it would wipe the node just installed at the same address.
+                delete_before_replace=True,
             ),
         )
