@@ -81,6 +81,14 @@ def _dev() -> tuple[dict[str, str], frozenset[str]]:
     return stack.config, stack.secret_keys
 
 
+def _stack(name: str) -> Callable[[], tuple[dict[str, str], frozenset[str]]]:
+    def variant() -> tuple[dict[str, str], frozenset[str]]:
+        stack = load_stack(PROJECT_DIR, stack=name)
+        return stack.config, stack.secret_keys
+
+    return variant
+
+
 def _aws_cni() -> tuple[dict[str, str], frozenset[str]]:
     return _mesh(
         [
@@ -207,6 +215,8 @@ VARIANTS: dict[str, Callable[[], tuple[dict[str, str], frozenset[str]]]] = {
     "1.19 with kvstoremesh": _cilium_119(kvstoremesh=True),
     "1.19 without kvstoremesh": _cilium_119(kvstoremesh=False),
     "hostnames": _hostnames,
+    "openstack rke2 with metallb (tutorial 000)": _stack("openstack-rke2"),
+    "openstack k3s with octavia (tutorial 002)": _stack("openstack-k3s"),
 }
 
 
@@ -225,7 +235,9 @@ def _expected_config(raw: Mapping[str, str], entry: Mapping[str, Any]) -> dict[s
     expected = {
         "cluster-name": entry["name"],
         "cluster-id": str(entry["id"]),
-        "max-connected-clusters": str(_config_value(raw, "maxConnectedClusters")),
+        "max-connected-clusters": str(
+            _config_value(raw, "maxConnectedClusters") if "clustermesh:maxConnectedClusters" in raw else 255
+        ),
         "routing-mode": routing["mode"],
     }
     if routing["mode"] == "tunnel":
@@ -354,7 +366,8 @@ def _render(variant: str) -> VariantRender:
 
 
 def _releases(plan: CapturedPlan) -> list[Node]:
-    return [node for node in plan.nodes if node.type == HELM_RELEASE]
+    """The Cilium releases (an OpenStack cluster with MetalLB has a second release, MetalLB's)."""
+    return [node for node in plan.nodes if node.type == HELM_RELEASE and node.inputs.get("chart") == "cilium"]
 
 
 def _render_release(plan: CapturedPlan, release: Node, entries: Mapping[str, Mapping[str, Any]]) -> ClusterRender:
