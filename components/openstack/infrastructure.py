@@ -183,19 +183,7 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
         return created.id, subnet_resource.id
 
     def _rule(self, resource_name: str, rule: IngressRule) -> openstack.networking.SecGroupRule:
-        return openstack.networking.SecGroupRule(
-            resource_name,
-            direction="ingress",
-            ethertype=rule.ethertype,
-            protocol=rule.protocol,
-            port_range_min=rule.port_min,
-            port_range_max=rule.port_max,
-            remote_ip_prefix=None if rule.remote == SELF else rule.remote,
-            remote_group_id=self.security_group_id if rule.remote == SELF else None,
-            security_group_id=self.security_group_id,
-            description=rule.description,
-            opts=self._on_cloud,
-        )
+        return ingress_rule(resource_name, rule, self.security_group_id, self._on_cloud)
 
     def _port(
         self, node: Node, network_id: pulumi.Input[str], subnet_id: pulumi.Input[str]
@@ -326,3 +314,22 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
                     self._on_cloud, pulumi.ResourceOptions(depends_on=[self.instances[node.name]])
                 ),
             )
+
+
+def ingress_rule(
+    resource_name: str, rule: IngressRule, security_group_id: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> openstack.networking.SecGroupRule:
+    """One rendered rule in a security group; `SELF` admits the group's own members."""
+    return openstack.networking.SecGroupRule(
+        resource_name,
+        direction="ingress",
+        ethertype=rule.ethertype,
+        protocol=rule.protocol,
+        port_range_min=rule.port_min,
+        port_range_max=rule.port_max,
+        remote_ip_prefix=None if rule.remote == SELF else rule.remote,
+        remote_group_id=security_group_id if rule.remote == SELF else None,
+        security_group_id=security_group_id,
+        description=rule.description,
+        opts=opts,
+    )

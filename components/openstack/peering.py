@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_openstack as openstack
 
 from clustermesh.model import MeshConfig, OpenStackCluster
 from clustermesh.render.firewall import SELF, peer_rules
 from components.mesh_cluster import MeshCluster
+from components.openstack.infrastructure import ingress_rule
 
 
 def admit_peers(parent: pulumi.Resource, mesh: MeshConfig, clusters: Sequence[MeshCluster]) -> None:
@@ -29,15 +29,4 @@ def admit_peers(parent: pulumi.Resource, mesh: MeshConfig, clusters: Sequence[Me
                 continue
             for rule in peer_rules(mesh, spec, peer):
                 assert rule.remote != SELF  # a peer is admitted by its addresses, never by a group of ours
-                openstack.networking.SecGroupRule(
-                    f"{spec.name}-from-{peer.name}-{rule.key}",
-                    direction="ingress",
-                    ethertype=rule.ethertype,
-                    protocol=rule.protocol,
-                    port_range_min=rule.port_min,
-                    port_range_max=rule.port_max,
-                    remote_ip_prefix=rule.remote,
-                    security_group_id=infrastructure.security_group_id,
-                    description=rule.description,
-                    opts=opts,
-                )
+                ingress_rule(f"{spec.name}-from-{peer.name}-{rule.key}", rule, infrastructure.security_group_id, opts)
