@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import subprocess
 from ipaddress import ip_address, ip_network, summarize_address_range
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -20,7 +23,7 @@ from clustermesh.planner.graph import Node, Secret, reveal
 from clustermesh.planner.report import write_plan
 from clustermesh.planner.runner import CapturedPlan
 from clustermesh.planner.stackfile import load_stack
-from tests.conftest import PROJECT_DIR, plan_raw
+from tests.conftest import DATA, PROJECT_DIR, plan_raw
 from tests.test_incremental import CLUSTERMESH_SECRETS, REMOTE_USERS
 
 RKE2_STACK = PROJECT_DIR / "Pulumi.openstack-rke2.yaml"
@@ -244,3 +247,100 @@ def test_adding_a_cluster_adds_its_resources_its_rules_and_one_mesh_entry_per_pe
     # The new cluster's own group admits the two others.
     assert any(r["name"].startswith("cluster3-from-cluster1-") for r in added)
     assert any(r["name"].startswith("cluster3-from-cluster2-") for r in added)
+
+
+# --- what the plan sends, judged by what consumes it --------------------------------------------------------
+
+CLOUD_INIT_SCHEMA = json.loads((DATA / "cloud-init-26.2" / "schema-cloud-config-v1.json").read_text())
+METALLB = DATA / "metallb-0.16.1"
+
+
+@pytest.mark.parametrize("stack_file", [RKE2_STACK, K3S_STACK], ids=lambda p: p.name)
+def test_every_planned_user_data_is_cloud_config_cloud_init_accepts(stack_file: Path) -> None:
+    plan = plan_config(stack_config(stack_file))
+    documents = {inputs(n)["userData"] for n in of_type(plan, "openstack:compute/instance:Instance")}
+    assert len(documents) == 1, "every node of these stacks gets the same user data"
+    for document in documents:
+        assert document.startswith("#cloud-config\n")
+        jsonschema.Draft4Validator(CLOUD_INIT_SCHEMA).validate(yaml.safe_load(document))
+
+
+@pytest.mark.parametrize("stack_file", [RKE2_STACK, K3S_STACK], ids=lambda p: p.name)
+def test_every_planned_ssh_script_passes_shellcheck_and_bash(stack_file: Path, tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck is not None, "shellcheck is not installed: run scripts/system_packages.sh"
+    plan = plan_config(stack_config(stack_file))
+    scripts = {inputs(n)[field] for n in of_type(plan, "command:remote:Command") for field in ("create", "delete")}
+    assert len(scripts) >= 2
+    for i, script in enumerate(sorted(scripts)):
+        path = tmp_path / f"script-{i}.sh"
+        path.write_text(script)
+        checked = subprocess.run([shellcheck, "-s", "bash", str(path)], capture_output=True, text=True, check=False)
+        assert checked.returncode == 0, checked.stdout
+        parsed = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
+        assert parsed.returncode == 0, parsed.stderr
+
+
+def test_planned_metallb_values_pass_the_charts_schema(rke2_plan: CapturedPlan) -> None:
+    schema = json.loads((METALLB / "values.schema.json").read_text())
+    defaults = yaml.safe_load((METALLB / "values.yaml").read_text())
+    releases = [
+        inputs(r) for r in of_type(rke2_plan, "kubernetes:helm.sh/v3:Release") if inputs(r)["chart"] == "metallb"
+    ]
+    assert len(releases) == 2
+    for release in releases:
+        jsonschema.Draft7Validator(schema).validate(_merged(defaults, release["values"]))
+
+
+def _merged(base: Any, override: Any) -> Any:
+    """Values as Helm merges them: the user's over the chart's, mapping by mapping."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in override.items()}}
+    return override
+
+
+# --- what a change of the stack file changes ----------------------------------------------------------------
+
+
+def _diff(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+) -> tuple[list[str], list[str], list[str]]:
+    """Names of the resources added, changed and removed between two plan.json files."""
+    added = sorted(after[u]["name"] for u in after.keys() - before.keys())
+    removed = sorted(before[u]["name"] for u in before.keys() - after.keys())
+    changed = sorted(
+        after[u]["name"] for u in before.keys() & after.keys() if before[u]["inputs"] != after[u]["inputs"]
+    )
+    return added, changed, removed
+
+
+def test_planning_the_same_stack_twice_changes_nothing(tmp_path: Path) -> None:
+    config = stack_config(RKE2_STACK)
+    assert _diff(_plan_json(config, tmp_path / "a"), _plan_json(config, tmp_path / "b")) == ([], [], [])
+
+
+def test_adding_a_node_to_a_pool_touches_no_other_node(tmp_path: Path) -> None:
+    config = stack_config(RKE2_STACK)
+    grown = copy.deepcopy(config)
+    grown["clustermesh:clusters"][0]["nodePools"][0]["count"] += 1
+    added, changed, removed = _diff(_plan_json(config, tmp_path / "a"), _plan_json(grown, tmp_path / "b"))
+    new = f"cluster1-node-{config['clustermesh:clusters'][0]['nodePools'][0]['count']}"
+    assert added == sorted([new, f"{new}-port", f"{new}-rke2"])
+    assert (changed, removed) == ([], [])
+
+
+def test_adding_an_agent_pool_adds_its_nodes_and_the_rules_that_admit_them(tmp_path: Path) -> None:
+    config = stack_config(RKE2_STACK)
+    grown = copy.deepcopy(config)
+    grown["clustermesh:clusters"][0]["nodePools"].append(
+        {"name": "agent", "role": "agent", "count": 2, "addresses": "10.195.197.176-10.195.197.183"}
+    )
+    added, changed, removed = _diff(_plan_json(config, tmp_path / "a"), _plan_json(grown, tmp_path / "b"))
+    assert (changed, removed) == ([], [])
+    nodes = ["cluster1-agent-0", "cluster1-agent-1"]
+    assert [a for a in added if a.startswith("cluster1-")] == sorted(
+        ["cluster1-agent", *nodes, *(f"{n}-port" for n in nodes), *(f"{n}-rke2" for n in nodes)]
+    )
+    # cluster2 admits the new range (one CIDR, 10.195.197.176/29) on each port it opens to a peer.
+    peer_rules = [a for a in added if not a.startswith("cluster1-")]
+    assert peer_rules and all(a.startswith("cluster2-from-cluster1-") and "10.195.197.176-29" in a for a in peer_rules)
