@@ -89,6 +89,11 @@ def _stack(name: str) -> Callable[[], tuple[dict[str, str], frozenset[str]]]:
     return variant
 
 
+def _wireguard() -> tuple[dict[str, str], frozenset[str]]:
+    stack = load_stack(PROJECT_DIR, stack="openstack-k3s")
+    return {**stack.config, "clustermesh:encryption": "wireguard"}, stack.secret_keys
+
+
 def _aws_cni() -> tuple[dict[str, str], frozenset[str]]:
     return _mesh(
         [
@@ -217,6 +222,7 @@ VARIANTS: dict[str, Callable[[], tuple[dict[str, str], frozenset[str]]]] = {
     "hostnames": _hostnames,
     "openstack rke2 with metallb (tutorial 000)": _stack("openstack-rke2"),
     "openstack k3s with octavia (tutorial 002)": _stack("openstack-k3s"),
+    "openstack k3s with wireguard": _wireguard,
 }
 
 
@@ -242,6 +248,8 @@ def _expected_config(raw: Mapping[str, str], entry: Mapping[str, Any]) -> dict[s
     }
     if routing["mode"] == "tunnel":
         expected["tunnel-protocol"] = routing["tunnelProtocol"]
+    if raw.get("clustermesh:encryption") == "wireguard":
+        expected["enable-wireguard"] = "true"
     cni = entry.get("cni", "cilium")
     if cni != "cilium":
         expected["cni-chaining-mode"] = CHAINING_MODE[cni]

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from clustermesh.config import load_stack_config
+from clustermesh.config import ConfigError, load_stack_config
 from clustermesh.model import MeshConfig
 from clustermesh.planner.stackfile import load_stack
 from clustermesh.render.cilium_values import cilium_values
@@ -190,3 +190,21 @@ def test_chart_peer_list_stays_off_and_values_name_no_peer() -> None:
     assert values == cilium_values(alone, alone.clusters[0])
     assert values["clustermesh"]["config"]["enabled"] is False
     assert '"b"' not in json.dumps(values) and '"c"' not in json.dumps(values)
+
+
+def test_wireguard_encryption_is_on_in_every_cluster_only_when_the_mesh_asks() -> None:
+    clusters = [cluster("alpha", 1, "10.11.0.0/16"), cluster("beta", 2, "10.12.0.0/16")]
+    encrypted = mesh_of(*clusters, encryption="wireguard")
+    for spec in encrypted.clusters:
+        values = cilium_values(encrypted, spec)
+        assert values["encryption"] == {"enabled": True, "type": "wireguard"}
+        jsonschema.validate(merged(values), SCHEMA)
+    plain = mesh_of(*clusters)
+    assert all("encryption" not in cilium_values(plain, spec) for spec in plain.clusters)
+
+
+def test_an_unknown_encryption_is_reported_with_its_key() -> None:
+    raw = raw_config([cluster("alpha", 1, "10.11.0.0/16")], encryption="ipsec")
+    with pytest.raises(ConfigError) as refused:
+        load_stack_config(raw)
+    assert [str(p) for p in refused.value.problems] == ["encryption: must be one of 'none' or 'wireguard' (got 'ipsec')"]

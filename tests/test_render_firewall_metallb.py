@@ -603,3 +603,18 @@ def test_the_namespace_admits_privileged_pods() -> None:
         "pod-security.kubernetes.io/warn": "privileged",
     }
     kubernetes_validate.validate(namespace, kubernetes_validate.utils.latest_version(), strict=True)
+
+
+def test_wireguard_opens_its_port_to_own_nodes_and_each_peer_range_only_when_the_mesh_encrypts() -> None:
+    plain = two()
+    encrypted = mesh_of(alpha(), beta(), encryption="wireguard")
+    wireguard = ("udp", 51871, 51871)
+    a_plain, a_encrypted = openstack_clusters(plain)[0], openstack_clusters(encrypted)[0]
+    assert all(
+        wireguard not in ports(security_group(plain, a_plain), r) for r in remotes(security_group(plain, a_plain))
+    )
+    rules = security_group(encrypted, a_encrypted)
+    beta_ranges = expected_cidrs(BETA_SERVERS) | {f"{a}/32" for a in BETA_AGENT_ADDRESSES}
+    assert {r.remote for r in rules if (r.protocol, r.port_min, r.port_max) == wireguard} == {SELF, *beta_ranges}
+    # Turning encryption on adds rules and changes none of the others.
+    assert set(security_group(plain, a_plain)) <= set(rules)

@@ -124,6 +124,12 @@ class TunnelProtocol(StrEnum):
     GENEVE = "geneve"
 
 
+class Encryption(StrEnum):
+    NONE = "none"
+    WIREGUARD = "wireguard"
+    """Cilium's transparent WireGuard encryption of pod traffic, within and between clusters."""
+
+
 class ServiceType(StrEnum):
     LOAD_BALANCER = "LoadBalancer"
     NODE_PORT = "NodePort"

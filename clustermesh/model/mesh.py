@@ -10,6 +10,7 @@ from clustermesh.model.common import (
     DEFAULT_CILIUM_VERSION,
     DEFAULT_DOMAIN,
     Certificates,
+    Encryption,
     Flag,
     IPNetwork,
     MeshExposure,
@@ -40,6 +41,8 @@ class MeshConfig(_Model):
     domain: str = DEFAULT_DOMAIN
     """Clusters reach each other's clustermesh-apiserver as `<cluster>.<domain>`."""
     kvstoremesh: Flag = True
+    encryption: Encryption = Encryption.NONE
+    """Every cluster alike: a peer that does not encrypt cannot take a WireGuard peer's traffic."""
     apiserver_exposure: MeshExposure = MeshExposure()
     native_routing_cidrs: tuple[IPNetwork, ...] = ()
     """With native routing: the ranges (one per family) that hold every cluster's pod CIDRs."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from clustermesh.cilium import CLUSTER_POOL_MASK
-from clustermesh.model import ClusterSpec, CniMode, ExistingCluster, MeshConfig, RoutingMode, ServiceType
+from clustermesh.model import ClusterSpec, CniMode, Encryption, ExistingCluster, MeshConfig, RoutingMode, ServiceType
 from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP
 from clustermesh.render.mesh_tls import AUTH_MODE
 
@@ -36,6 +36,8 @@ def cilium_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
             values["k8sServicePort"] = cluster.k8s_service_port
     if cluster.ipv6_pod_cidrs:
         values["ipv6"] = {"enabled": True}
+    if mesh.encryption is Encryption.WIREGUARD:
+        values["encryption"] = {"enabled": True, "type": "wireguard"}
     return values
 
 

@@ -17,6 +17,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 from clustermesh.model import (
     DistroName,
+    Encryption,
     ExistingCluster,
     MeshConfig,
     OpenStackCluster,
@@ -39,6 +40,7 @@ KUBELET_PORT = 10250
 ETCD_PORTS = (2379, 2381)
 """Embedded etcd on the servers: client 2379, peer 2380, metrics 2381 (RKE2's port table)."""
 HEALTH_PORT = 4240
+WIREGUARD_PORT = 51871
 TUNNEL_PORTS = {TunnelProtocol.VXLAN: 8472, TunnelProtocol.GENEVE: 6081}
 """Cilium's defaults (the chart's `tunnelPort: 0`), which the program does not change."""
 
@@ -85,6 +87,13 @@ def _remote(cidr: IPv4Network | IPv6Network) -> tuple[str, str]:
 
 def _tcp(port: int, remote: str, description: str, ethertype: str = "IPv4") -> IngressRule:
     return IngressRule("tcp", port, port, remote, description, ethertype)
+
+
+def _wireguard(mesh: MeshConfig, remote: str, who: str, ethertype: str = "IPv4") -> list[IngressRule]:
+    """Cilium's WireGuard tunnels, between every pair of nodes of the mesh, when the mesh encrypts."""
+    if mesh.encryption is not Encryption.WIREGUARD:
+        return []
+    return [IngressRule("udp", WIREGUARD_PORT, WIREGUARD_PORT, remote, f"WireGuard from {who}", ethertype)]
 
 
 def _tunnel(cluster: OpenStackCluster, remote: str, who: str, ethertype: str = "IPv4") -> IngressRule:
@@ -151,7 +160,8 @@ def cluster_rules(mesh: MeshConfig, cluster: OpenStackCluster) -> list[IngressRu
 
     The NodePort range is not opened: the only NodePort peers or load balancers use is the mesh's.
     """
-    return _ordered([*_own_node_rules(cluster), *_admin_rules(cluster), *_subnet_rules(mesh, cluster)])
+    own = [*_own_node_rules(cluster), *_wireguard(mesh, SELF, "the cluster's nodes")]
+    return _ordered([*own, *_admin_rules(cluster), *_subnet_rules(mesh, cluster)])
 
 
 def _peer_cidrs(peer: OpenStackCluster | ExistingCluster) -> set[IPv4Network | IPv6Network]:
@@ -181,6 +191,7 @@ def peer_rules(
             _tunnel(cluster, remote, who, ethertype),
             _tcp(HEALTH_PORT, remote, f"cilium-health probes from {who}", ethertype),
             IngressRule("icmp", None, None, remote, f"cilium-health echo from {who}", ethertype),
+            *_wireguard(mesh, remote, who, ethertype),
         ]
         if cluster.pinned_apiserver_ip is not None:
             # The MetalLB address answers on the node that holds it, and a security group cannot tell that
