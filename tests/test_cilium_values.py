@@ -207,4 +207,6 @@ def test_an_unknown_encryption_is_reported_with_its_key() -> None:
     raw = raw_config([cluster("alpha", 1, "10.11.0.0/16")], encryption="ipsec")
     with pytest.raises(ConfigError) as refused:
         load_stack_config(raw)
-    assert [str(p) for p in refused.value.problems] == ["encryption: must be one of 'none' or 'wireguard' (got 'ipsec')"]
+    assert [str(p) for p in refused.value.problems] == [
+        "encryption: must be one of 'none' or 'wireguard' (got 'ipsec')"
+    ]

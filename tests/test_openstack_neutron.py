@@ -119,3 +119,33 @@ def test_a_plan_with_address_pairs_on_a_port_without_port_security_is_refused(ne
             existing_subnets=existing_subnets(config),
         )
     assert refused.value.error_type == "AddressPairAndPortSecurityRequired"
+
+
+def test_a_network_the_program_creates_is_accepted_with_its_router_and_floating_ips(
+    neutron_server: NeutronServer,
+) -> None:
+    """Neither tutorial creates its network; a cluster that does (subnet with its DHCP pool, router to the external
+    network, floating IPs through it) goes through Neutron the same way."""
+    config = yaml.safe_load((PROJECT_DIR / "Pulumi.openstack-k3s.yaml").read_text())["config"]
+    (first, *_) = config["clustermesh:clusters"]
+    first["network"] = {
+        "create": {
+            "cidr": "192.168.40.0/24",
+            "dhcpPool": "192.168.40.100-192.168.40.200",
+            "externalNetwork": "public",
+            "dnsNameservers": ["192.0.2.53"],
+        }
+    }
+    first["nodePools"][0]["addresses"] = "192.168.40.8-192.168.40.15"
+    first["apiserverLoadBalancer"] = {"octavia": {"vipAddress": "192.168.40.250"}}
+    config["clustermesh:clusters"] = [first]
+    plan = plan_of(config)
+    summary = apply_captured(plan, client=neutron_server.client)
+    for kind in ("network:Network", "subnet:Subnet", "router:Router", "routerInterface:RouterInterface"):
+        assert summary.created[f"openstack:networking/{kind}"] == 1, summary.line()
+    assert summary.created["openstack:networking/floatingIp:FloatingIp"] == 1
+    subnet = next(n for n in plan.nodes if n.type == "openstack:networking/subnet:Subnet")
+    real = neutron_server.client.show("subnet", summary.ids[subnet.urn])
+    assert real["allocation_pools"] == [{"start": "192.168.40.100", "end": "192.168.40.200"}]
+    assert real["gateway_ip"] == "192.168.40.1"
+    assert real["dns_nameservers"] == ["192.0.2.53"]

@@ -344,3 +344,40 @@ def test_adding_an_agent_pool_adds_its_nodes_and_the_rules_that_admit_them(tmp_p
     # cluster2 admits the new range (one CIDR, 10.195.197.176/29) on each port it opens to a peer.
     peer_rules = [a for a in added if not a.startswith("cluster1-")]
     assert peer_rules and all(a.startswith("cluster2-from-cluster1-") and "10.195.197.176-29" in a for a in peer_rules)
+
+
+def test_ssh_goes_through_the_bastion_to_the_fixed_address() -> None:
+    config = stack_config(K3S_STACK)
+    bastion = {"host": "203.0.113.7", "user": "jump", "port": 2222}
+    for cluster in config["clustermesh:clusters"]:
+        cluster["ssh"] = {"user": "ubuntu", "bastion": bastion}
+    plan = plan_config(config)
+    commands = of_type(plan, "command:remote:Command")
+    assert len(commands) == 3
+    for command in commands:
+        connection = inputs(command)["connection"]
+        assert connection["proxy"]["host"] == bastion["host"]
+        assert (connection["proxy"]["user"], connection["proxy"]["port"]) == (bastion["user"], bastion["port"])
+        assert connection["proxy"]["privateKey"] == connection["privateKey"]
+        # Behind the bastion the node answers on its fixed address, floating IP or not.
+        assert connection["host"].startswith("172.17.11."), connection["host"]
+        assert connection["user"] == "ubuntu"
+
+
+def test_a_configured_ssh_key_is_used_and_stays_secret() -> None:
+    config = stack_config(RKE2_STACK)
+    public = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test@example"
+    private = "-----BEGIN OPENSSH PRIVATE KEY-----\nstand-in\n-----END OPENSSH PRIVATE KEY-----\n"
+    config["clustermesh:clusters"][0]["ssh"] = {"user": "ubuntu", "privateKeySecret": "sshKey", "publicKey": public}
+    config["clustermesh:sshKey"] = private
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    plan = plan_raw(raw, frozenset({"clustermesh:sshKey"}))
+    keypairs = {inputs(k)["name"]: inputs(k) for k in of_type(plan, "openstack:compute/keypair:Keypair")}
+    assert keypairs["clustermesh-cluster1"]["publicKey"] == public
+    for command in of_type(plan, "command:remote:Command"):
+        if command.name.startswith("cluster1-"):
+            assert isinstance(command.inputs["connection"], Secret)
+            assert inputs(command)["connection"]["privateKey"] == private
+    # cluster2 keeps a generated key: no tls key is made for cluster1's SSH.
+    ssh_keys = [n.name for n in of_type(plan, "tls:index/privateKey:PrivateKey") if n.name.endswith("-ssh")]
+    assert ssh_keys == ["cluster2-ssh"]
