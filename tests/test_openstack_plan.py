@@ -381,3 +381,24 @@ def test_a_configured_ssh_key_is_used_and_stays_secret() -> None:
     # cluster2 keeps a generated key: no tls key is made for cluster1's SSH.
     ssh_keys = [n.name for n in of_type(plan, "tls:index/privateKey:PrivateKey") if n.name.endswith("-ssh")]
     assert ssh_keys == ["cluster2-ssh"]
+
+
+def test_the_plan_writes_what_each_machine_gets_for_review(tmp_path: Path) -> None:
+    plan = plan_config(stack_config(RKE2_STACK))
+    write_plan(plan, tmp_path / "plan", reveal_secrets=False)
+    for cluster in ("cluster1", "cluster2"):
+        here = tmp_path / "plan" / "clusters" / cluster
+        commands = [n for n in of_type(plan, "command:remote:Command") if n.name.startswith(f"{cluster}-")]
+        assert sorted(p.name for p in (here / "ssh").iterdir()) == sorted(f"{c.name}.sh" for c in commands)
+        for command in commands:
+            assert (here / "ssh" / f"{command.name}.sh").read_text() == inputs(command)["create"]
+        (instance, *_) = [n for n in of_type(plan, "openstack:compute/instance:Instance") if n.name.startswith(cluster)]
+        assert (here / "user-data.yaml").read_text() == inputs(instance)["userData"]
+        network = yaml.safe_load((here / "openstack.yaml").read_text())
+        rules = [n.name for n in of_type(plan, "openstack:networking/secGroupRule:SecGroupRule")]
+        assert sorted(r["name"] for r in network["securityGroupRules"]) == sorted(
+            r for r in rules if r.startswith(f"{cluster}-")
+        )
+        assert {p["name"] for p in network["ports"]} >= {f"{cluster}-node-0-port"}
+        for path in here.rglob("*"):
+            assert path.is_dir() or "PRIVATE KEY" not in path.read_text(), path

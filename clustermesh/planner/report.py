@@ -27,6 +27,10 @@ from components.tokens import (
     LOCALLY_SIGNED_CERT,
     MESH,
     MESH_CLUSTER,
+    OPENSTACK_INSTANCE,
+    OPENSTACK_PORT,
+    OPENSTACK_SECURITY_GROUP_RULE,
+    REMOTE_COMMAND,
 )
 
 FABRICATED_NOTE = (
@@ -253,6 +257,9 @@ def write_plan(plan: CapturedPlan, out: Path, *, reveal_secrets: bool) -> list[P
     for name, files in mesh_files_by_cluster(plan, reveal_secrets=reveal_secrets).items():
         for file_name, text in files.items():
             _write(out / "clusters" / name / file_name, text, written, private=reveal_secrets)
+    for name, files in machine_files_by_cluster(plan).items():
+        for file_name, text in files.items():
+            _write(out / "clusters" / name / file_name, text, written, private=reveal_secrets)
     if (ca := ca_certificate(plan)) is not None:
         _write(out / "ca" / "ca.crt", ca, written)
     if reveal_secrets and (ca_key := ca_private_key(plan)) is not None:
@@ -307,6 +314,42 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
     return {
         cluster: {name: _manifests_yaml(docs) for name, docs in by_file.items()} for cluster, by_file in files.items()
     }
+
+
+def machine_files_by_cluster(plan: CapturedPlan) -> dict[str, dict[str, str]]:
+    """Per cluster the program builds, what its machines get, to review as text: `openstack.yaml` (each port's
+    addresses and address pairs, each security-group rule), `user-data.yaml`, and `ssh/<command>.sh`, each script
+    a node runs (none holds a secret: those travel on stdin, never written here)."""
+    owner = owners(plan)
+    files: dict[str, dict[str, str]] = {}
+    network: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for node in sorted(plan.nodes, key=lambda n: n.name):
+        cluster = owner.get(node.urn)
+        if cluster is None or node.type not in _MACHINE_TYPES:
+            continue
+        args = reveal(node.inputs, secrets=False)
+        here = files.setdefault(cluster, {})
+        if node.type == OPENSTACK_INSTANCE:
+            here["user-data.yaml"] = str(args.get("userData", ""))
+        elif node.type == REMOTE_COMMAND:
+            here[f"ssh/{node.name}.sh"] = str(args.get("create", ""))
+        elif node.type == OPENSTACK_PORT:
+            row = {"name": node.name, "fixedIps": [f.get("ipAddress") for f in args.get("fixedIps") or []]}
+            if pairs := [p.get("ipAddress") for p in args.get("allowedAddressPairs") or []]:
+                row["allowedAddressPairs"] = pairs
+            network.setdefault(cluster, {}).setdefault("ports", []).append(row)
+        else:
+            keys = ("protocol", "portRangeMin", "portRangeMax", "remoteIpPrefix", "description")
+            row = {"name": node.name, **{k: args[k] for k in keys if args.get(k) not in (None, "", 0)}}
+            if args.get("remoteGroupId"):
+                row["remote"] = "own security group"
+            network.setdefault(cluster, {}).setdefault("securityGroupRules", []).append(row)
+    for cluster, document in network.items():
+        files.setdefault(cluster, {})["openstack.yaml"] = _yaml([document], sort_keys=False)
+    return files
+
+
+_MACHINE_TYPES = frozenset({OPENSTACK_INSTANCE, REMOTE_COMMAND, OPENSTACK_PORT, OPENSTACK_SECURITY_GROUP_RULE})
 
 
 LABEL_DEPENDENCIES = 4
