@@ -24,6 +24,10 @@ from components.openstack.infrastructure import OpenStackInfrastructure, OpenSta
 from components.openstack.kubernetes import KubernetesOverSsh, KubernetesOverSshArgs
 from components.tokens import MESH_CLUSTER
 
+RELEASE_TIMEOUT_SECONDS = 900
+"""On fresh VMs Cilium pulls its images while MetalLB waits for Cilium's network and Cilium's release waits for
+MetalLB's address: more than Helm's default 300 s."""
+
 
 def cluster_identity(spec: ClusterSpec) -> dict[str, object]:
     """The component's own inputs, as a preview shows them: the cluster's name, ID, kind, CNI and pod ranges,
@@ -59,6 +63,9 @@ class MeshCluster(pulumi.ComponentResource):
     """The credentials of the provider, always secret."""
     cilium_release: k8s.helm.v3.Release
     """The Cilium Helm release."""
+    infrastructure: OpenStackInfrastructure | None
+    """The cluster's machines and network when the program builds them on OpenStack (the Mesh adds its peers'
+    firewall rules to their security group); None for a cluster that already runs."""
     cluster_name: str
     cluster_id: int
 
@@ -69,7 +76,7 @@ class MeshCluster(pulumi.ComponentResource):
         super().__init__(MESH_CLUSTER, name, cluster_identity(spec), opts)
         self.cluster_name = spec.name
         self.cluster_id = spec.id
-        self.infrastructure: OpenStackInfrastructure | None = None
+        self.infrastructure = None
         ready: list[pulumi.Resource] = []
         context = args.kube_context
         if isinstance(spec, OpenStackCluster):
@@ -88,7 +95,9 @@ class MeshCluster(pulumi.ComponentResource):
             # A stable identity: rotating credentials or moving the kubeconfig must update the provider,
             # never replace it (and with it every resource of this cluster).
             cluster_identifier=spec.name,
-            opts=pulumi.ResourceOptions(parent=self),
+            # A built cluster's API answers once its servers are installed: the provider, which checks the
+            # cluster when it is configured, must not be configured before (its inputs are known at preview).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
         )
         on_cluster = pulumi.ResourceOptions(parent=self, provider=self.provider)
 
@@ -116,6 +125,7 @@ class MeshCluster(pulumi.ComponentResource):
                 namespace=cilium.NAMESPACE,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=cilium.CHART_REPOSITORY),
                 values=cilium_values(args.mesh, spec),
+                timeout=RELEASE_TIMEOUT_SECONDS if isinstance(spec, OpenStackCluster) else None,
             ),
             opts=pulumi.ResourceOptions.merge(
                 on_cluster, pulumi.ResourceOptions(depends_on=[*chaining_config, *ready])
@@ -185,6 +195,7 @@ class MeshCluster(pulumi.ComponentResource):
                 namespace=metallb.NAMESPACE,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=metallb.REPOSITORY),
                 values=metallb.metallb_values(spec),
+                timeout=RELEASE_TIMEOUT_SECONDS,
             ),
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespace])),
         )

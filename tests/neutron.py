@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ipaddress
 import json
 import os
 import shutil
@@ -1139,6 +1140,7 @@ def apply_plan(
     client: NeutronClient,
     existing_subnets: Mapping[str, PoolSpec] | None = None,
     routed_subnets: Mapping[str, str] | None = None,
+    existing_floating_ips: Mapping[str, str] | None = None,
     project_id: str | None = None,
 ) -> ApplySummary:
     """Create the plan's networking on Neutron, in dependency order; answer what was created and skipped.
@@ -1149,6 +1151,7 @@ def apply_plan(
     Neutron's (the whole range). External networks (a router's gateway, a floating IP's pool) are created
     once per server, with a subnet. `routed_subnets` names looked-up subnets the cloud already routes to an
     external network (subnet name -> external network name), as a floating IP on them needs: a router joins them.
+    `existing_floating_ips` are floating IPs the project allocated beforehand (address -> external network name).
     Every resource goes to a project of its own (`project_id`, else a new one).
     Raises `NeutronRefused` (with the resource's URN) when Neutron refuses a request, `HarnessError` when the
     plan holds something the harness cannot translate.
@@ -1160,12 +1163,29 @@ def apply_plan(
         _ensure_external_subnet(ctx, network)
     for subnet_name, external_name in (routed_subnets or {}).items():
         _route_existing_subnet(ctx, subnet_name, external_name)
+    for address, external_name in (existing_floating_ips or {}).items():
+        _allocate_floating_ip(ctx, address, external_name)
     for node in nodes:
         if node.custom and node.type.startswith("openstack:") and not node.type.startswith(NETWORKING):
             summary.skipped[node.type] += 1
     for node in _order(nodes):
         _apply_one(ctx, node)
     return summary
+
+
+def _allocate_floating_ip(ctx: _Apply, address: str, external_name: str) -> None:
+    """A floating IP the project already holds, on the external network (given a subnet holding it if need be)."""
+    external = _ensure_external(ctx, external_name)
+    subnets = ctx.client.list("subnet", network_id=external)
+    if not any(ipaddress.ip_address(address) in ipaddress.ip_network(s["cidr"]) for s in subnets):
+        body = {"network_id": external, "cidr": str(ipaddress.ip_network(f"{address}/24", strict=False))}
+        ctx.client.create("subnet", {**body, "ip_version": 4, "enable_dhcp": False}, project_id="admin")
+    # The external network outlives each apply: an earlier plan's hold on the address is released first.
+    for earlier in ctx.client.list("floatingip", floating_ip_address=address):
+        ctx.client.delete(f"floatingips/{earlier['id']}")
+    body = {"floating_network_id": external, "floating_ip_address": address}
+    ctx.client.create("floatingip", body, project_id=ctx.project_id)
+    ctx.summary.existing["floating ip"] += 1
 
 
 def _route_existing_subnet(ctx: _Apply, subnet_name: str, external_name: str) -> None:

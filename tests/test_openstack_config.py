@@ -221,7 +221,60 @@ CASES: dict[str, tuple[Change, str, str]] = {
         "clusters[0].network.create.dhcpPool",
         "holds the gateway 10.9.0.1",
     ),
+    "an Octavia VIP on another cluster's node": (
+        set_at(1, "apiserverLoadBalancer", {"octavia": {"vipAddress": "10.195.197.161"}}),
+        "clusters[1].apiserverLoadBalancer.octavia.vipAddress",
+        "10.195.197.161 (Octavia VIP) is already the address of clusters[0] node cluster1-node-1",
+    ),
+    "a MetalLB pool holding the created subnet's gateway": (
+        set_at(
+            0,
+            "network",
+            {
+                "create": {
+                    "cidr": "10.195.197.0/24",
+                    "dhcpPool": "10.195.197.2-10.195.197.150",
+                    "gateway": "10.195.197.191",
+                }
+            },
+        ),
+        "clusters[0].apiserverLoadBalancer.metallb.addresses[0]",
+        "holds the subnet's gateway 10.195.197.191",
+    ),
+    "the pinned MetalLB address is the gateway": (
+        set_at(
+            0,
+            "network",
+            {
+                "create": {
+                    "cidr": "10.195.197.0/24",
+                    "dhcpPool": "10.195.197.2-10.195.197.150",
+                    "gateway": "10.195.197.190",
+                }
+            },
+        ),
+        "clusters[0].apiserverLoadBalancer.metallb.apiserverAddress",
+        "10.195.197.190 is the subnet's gateway",
+    ),
+    "a pinned floating IP without floating IPs": (
+        set_at(0, "floatingIps", {"apiAddress": "203.0.113.10"}),
+        "clusters[0].floatingIps.apiAddress",
+        "only applies when floating IPs are enabled",
+    ),
 }
+
+
+def test_node_names_of_two_clusters_may_not_meet() -> None:
+    """Cluster a-b's pool c and cluster a's pool b-c would both make VM a-b-c-0, one resource name twice."""
+
+    def meeting(clusters: list[dict[str, Any]]) -> None:
+        clusters[0]["name"] = "a-b"
+        clusters[0]["nodePools"][0]["name"] = "c"
+        clusters[1]["name"] = "a"
+        clusters[1]["nodePools"][0]["name"] = "b-c"
+
+    found = problems_of(changed(meeting))
+    assert "clusters[1].nodePools: node name a-b-c-0 (<cluster>-<pool>-<n>) is also a node of clusters[0]" in found
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))

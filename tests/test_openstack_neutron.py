@@ -53,6 +53,15 @@ def routed_subnets(config: dict[str, Any]) -> dict[str, str]:
     return routed
 
 
+def allocated_floating_ips(config: dict[str, Any]) -> dict[str, str]:
+    """Floating IPs the stack file says were allocated beforehand (the API's), by address."""
+    return {
+        floating["apiAddress"]: floating["pool"]
+        for cluster in config["clustermesh:clusters"]
+        if (floating := cluster.get("floatingIps", {})).get("apiAddress")
+    }
+
+
 def test_both_tutorial_stacks_are_openstack_stacks() -> None:
     assert [p.name for p in OPENSTACK_STACKS] == ["Pulumi.openstack-k3s.yaml", "Pulumi.openstack-rke2.yaml"]
 
@@ -66,6 +75,7 @@ def test_neutron_accepts_every_networking_request_of_the_stack(stack_file: Path,
         client=neutron_server.client,
         existing_subnets=existing_subnets(config),
         routed_subnets=routed_subnets(config),
+        existing_floating_ips=allocated_floating_ips(config),
     )
     print(summary.line())
     ports = [n for n in plan.nodes if n.type == "openstack:networking/port:Port"]
@@ -140,10 +150,14 @@ def test_a_network_the_program_creates_is_accepted_with_its_router_and_floating_
     first["apiserverLoadBalancer"] = {"octavia": {"vipAddress": "192.168.40.250"}}
     config["clustermesh:clusters"] = [first]
     plan = plan_of(config)
-    summary = apply_captured(plan, client=neutron_server.client)
+    summary = apply_captured(plan, client=neutron_server.client, existing_floating_ips=allocated_floating_ips(config))
     for kind in ("network:Network", "subnet:Subnet", "router:Router", "routerInterface:RouterInterface"):
         assert summary.created[f"openstack:networking/{kind}"] == 1, summary.line()
-    assert summary.created["openstack:networking/floatingIp:FloatingIp"] == 1
+    # The API's floating IP, allocated beforehand, is now the server's, through the router the program made.
+    assert summary.created["openstack:networking/floatingIpAssociate:FloatingIpAssociate"] == 1
+    (port,) = [n for n in plan.nodes if n.type == "openstack:networking/port:Port"]
+    (floating,) = neutron_server.client.list("floatingip", floating_ip_address=first["floatingIps"]["apiAddress"])
+    assert floating["port_id"] == summary.ids[port.urn]
     subnet = next(n for n in plan.nodes if n.type == "openstack:networking/subnet:Subnet")
     real = neutron_server.client.show("subnet", summary.ids[subnet.urn])
     assert real["allocation_pools"] == [{"start": "192.168.40.100", "end": "192.168.40.200"}]

@@ -336,6 +336,19 @@ def test_uninstall_script_runs_the_installers_uninstaller(distro_name: str, kind
         assert "k3s-agent-uninstall.sh" not in script
 
 
+@pytest.mark.parametrize("distro_name", ["rke2", "k3s"])
+def test_a_server_leaves_the_cluster_before_it_is_uninstalled(distro_name: str) -> None:
+    """Deleting the Node is what makes RKE2/k3s drop the server's etcd member; an agent has no admin credentials."""
+    cluster = stack_cluster(distro_name)
+    kinds = node_kinds(cluster)
+    server = distro.uninstall_script(cluster, kinds["first-server"])
+    kubeconfig = f"/etc/rancher/{distro_name}/{distro_name}.yaml"
+    assert f"readonly ADMIN_KUBECONFIG={kubeconfig}" in server
+    assert server.index('delete node "$NODE"') < server.index('"${as_root[@]}" "$uninstaller"')
+    agent = distro.uninstall_script(cluster, kinds["agent"])
+    assert "readonly ADMIN_KUBECONFIG=''" in agent
+
+
 # --- the install script, run --------------------------------------------------------------------------------------
 
 STUBS = {

@@ -253,6 +253,9 @@ class FloatingIps(_Model):
     enabled: Flag = False
     pool: str | None = None
     """The external network floating IPs come from."""
+    api_address: IPAddress | None = Field(default=None, alias="apiAddress")
+    """A floating IP allocated beforehand (its address), given to the first server: where `pulumi up` reaches the
+    API from outside. Known now, unlike one Neutron picks, so the kubeconfig and certificate carry it at preview."""
 
 
 class MetalLB(_Model):
@@ -316,9 +319,14 @@ class OpenStackCluster(ClusterBase):
         return self.nodes[0]
 
     @property
+    def api_host(self) -> IPv4Address | IPv6Address:
+        """Where `pulumi up` reaches the API: `apiAddress`, else the first server's pinned floating IP, else its
+        fixed address (for a runner inside the network, or behind a VPN)."""
+        return self.api_address or self.floating_ips.api_address or self.first_server.address
+
+    @property
     def api_endpoint(self) -> str:
-        host = str(self.api_address or self.first_server.address)
-        return f"https://{host}:{APISERVER_PORT}"
+        return f"https://{self.api_host}:{APISERVER_PORT}"
 
     @property
     def k8s_service_host(self) -> str:

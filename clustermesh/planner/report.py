@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from clustermesh.cilium import CHART_NAME
 from clustermesh.planner.graph import UNKNOWN, UNKNOWN_PLACEHOLDER, Node, Secret, reveal
 from clustermesh.planner.runner import CapturedPlan
 from components.tokens import (
@@ -111,7 +112,7 @@ def cilium_values_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dic
     children = _children(plan.nodes)  # once: a walk per cluster over every node would be quadratic
     for name, component in cluster_components(plan).items():
         for node in descendants(component.urn, children):
-            if node.type == HELM_RELEASE:
+            if node.type == HELM_RELEASE and node.inputs.get("chart") == CHART_NAME:  # not MetalLB's
                 by_cluster[name] = reveal(node.inputs.get("values", {}), secrets=reveal_secrets)
     return by_cluster
 

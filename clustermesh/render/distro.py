@@ -143,7 +143,7 @@ def _server_keys(cluster: OpenStackCluster, node: Node) -> dict[str, Any]:
         # the other nodes must both find their name in the serving certificate.
         "tls-san": list(
             dict.fromkeys(
-                str(a) for a in (cluster.api_address, cluster.first_server.address, node.address) if a is not None
+                str(a) for a in (cluster.api_host, cluster.first_server.address, node.address) if a is not None
             )
         ),
         "write-kubeconfig-mode": "0600",
@@ -244,7 +244,13 @@ def uninstall_script(cluster: OpenStackCluster, node: Node) -> str:
     """The bash script that removes the distribution from `node`, if it is there (the command's `delete`)."""
     layout = _LAYOUTS[cluster.distro.name]
     server = node.pool.role is NodeRole.SERVER
-    header = _assignments({"NODE": node.name}, {"UNINSTALLERS": list(layout.uninstallers[0 if server else 1])})
+    # A server leaves the cluster first: deleting its Node makes RKE2/k3s remove its etcd member, without which
+    # the remaining servers count a dead member and lose quorum as servers go. Agents hold no admin credentials.
+    kubectl = [f"{layout.data_dir}/bin/kubectl"] if cluster.distro.name is DistroName.RKE2 else ["k3s", "kubectl"]
+    header = _assignments(
+        {"NODE": node.name, "ADMIN_KUBECONFIG": layout.admin_kubeconfig if server else ""},
+        {"UNINSTALLERS": list(layout.uninstallers[0 if server else 1]), "KUBECTL": kubectl if server else []},
+    )
     return _script(f"Remove {cluster.distro.name.value} from {node.name}.", header, _UNINSTALL_BODY)
 
 
@@ -404,6 +410,12 @@ done
 if [[ -z "$uninstaller" ]]; then
     log "nothing to remove: no uninstall script"
     exit 0
+fi
+
+if [[ -n "$ADMIN_KUBECONFIG" ]] && "${as_root[@]}" test -f "$ADMIN_KUBECONFIG"; then
+    log "removing node $NODE from the cluster (and so its etcd member)"
+    "${as_root[@]}" "${KUBECTL[@]}" --kubeconfig "$ADMIN_KUBECONFIG" delete node "$NODE" --wait=false \
+        --request-timeout=60s || log "could not remove node $NODE from the cluster: remove it with kubectl"
 fi
 
 # Cilium's interfaces and iptables rules go first, or the host may lose its network (and this session) when

@@ -201,19 +201,25 @@ def _load_balancer_rules(at: str, cluster: OpenStackCluster) -> Iterator[Problem
 def _metallb_rules(here: str, metallb: MetalLB, cluster: OpenStackCluster) -> Iterator[Problem]:
     for i, pool in enumerate(metallb.addresses):
         yield from _metallb_pool_rules(f"{here}.addresses[{i}]", pool, cluster)
-    if len(metallb.cidrs) > MAX_ADDRESS_PAIRS:
+    pairs = len(metallb.cidrs) + 1  # the pool's CIDRs, and the pinned address on its own
+    if pairs > MAX_ADDRESS_PAIRS:
         yield Problem(
             f"{here}.addresses",
-            f"covers {len(metallb.cidrs)} CIDRs, each an address pair on every node port; Neutron allows "
-            f"{MAX_ADDRESS_PAIRS} per port: give ranges aligned on powers of two",
+            f"needs {pairs} address pairs on every node port (the pool's CIDRs and the pinned address); Neutron "
+            f"allows {MAX_ADDRESS_PAIRS} per port: give ranges aligned on powers of two",
         )
     if not any(metallb.apiserver_address in pool for pool in metallb.addresses):
         yield Problem(f"{here}.apiserverAddress", f"{metallb.apiserver_address} is not in metallb.addresses")
+    elif (reason := _usable(metallb.apiserver_address, cluster)) is not None:
+        yield Problem(f"{here}.apiserverAddress", reason)
 
 
 def _metallb_pool_rules(path: str, pool: AddressRange, cluster: OpenStackCluster) -> Iterator[Problem]:
     if not _range_in(pool, cluster):
         yield Problem(path, f"{pool} is not inside the subnet {cluster.network.cidr}")
+    gateway = cluster.network.gateway
+    if gateway is not None and gateway in pool:
+        yield Problem(path, f"{pool} holds the subnet's gateway {gateway}")
     for dhcp in cluster.network.dhcp_pools:
         if pool.overlaps(dhcp):
             yield Problem(path, f"{pool} overlaps the DHCP pool {dhcp}")
@@ -243,6 +249,8 @@ def _access_rules(
         r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) \S+( .*)?", ssh.public_key
     ):
         yield Problem(f"{at}.ssh.publicKey", "is not an OpenSSH public key (ssh-ed25519 AAAA...)")
+    if cluster.floating_ips.api_address is not None and not cluster.floating_ips.enabled:
+        yield Problem(f"{at}.floatingIps.apiAddress", "only applies when floating IPs are enabled")
     if cluster.floating_ips.enabled and cluster.floating_ips.pool is None:
         yield Problem(f"{at}.floatingIps.pool", "required when floating IPs are enabled: the external network")
     for i, cidr in enumerate(cluster.admin_ranges):
@@ -254,19 +262,42 @@ def _access_rules(
 
 
 def openstack_mesh_rules(clusters: Sequence[tuple[int, OpenStackCluster]]) -> Iterator[Problem]:
-    """Clusters sharing a subnet share its addresses: no node range or MetalLB address may belong to two of them."""
+    """Clusters sharing a subnet share its addresses: no node, VIP or MetalLB address, and no node range, may belong
+    to two of them. Node names are VM names and resource names: two clusters may not make the same one."""
     owners: dict[Address, tuple[int, str]] = {}
+    names: dict[str, int] = {}
     for index, cluster in clusters:
         for node in cluster.nodes:
-            owner = owners.setdefault(node.address, (index, node.name))
-            if owner[0] != index:
+            if names.setdefault(node.name, index) != index:
                 yield Problem(
                     f"clusters[{index}].nodePools",
-                    f"{node.address} (node {node.name}) is already the address of clusters[{owner[0]}] node {owner[1]}",
+                    f"node name {node.name} (<cluster>-<pool>-<n>) is also a node of clusters[{names[node.name]}]",
+                )
+        for what, address, path in _claims(cluster):
+            owner = owners.setdefault(address, (index, what))
+            if owner[0] != index:
+                yield Problem(
+                    f"clusters[{index}].{path}",
+                    f"{address} ({what}) is already the address of clusters[{owner[0]}] {owner[1]}",
                 )
         for other_index, other in clusters:
             if other_index != index and other.network.cidr == cluster.network.cidr:
                 yield from _shared_subnet_rules(index, cluster, other_index, other)
+
+
+def _claims(cluster: OpenStackCluster) -> Iterator[tuple[str, Address, str]]:
+    """Every address the cluster holds on its subnet: what, which address, and where the config says it."""
+    for node in cluster.nodes:
+        yield f"node {node.name}", node.address, "nodePools"
+    balancer = cluster.apiserver_load_balancer
+    if balancer.metallb is not None:
+        yield (
+            "clustermesh-apiserver",
+            balancer.metallb.apiserver_address,
+            "apiserverLoadBalancer.metallb.apiserverAddress",
+        )
+    if balancer.octavia is not None:
+        yield "Octavia VIP", balancer.octavia.vip_address, "apiserverLoadBalancer.octavia.vipAddress"
 
 
 def _pool_span(pool: NodePool) -> AddressRange:

@@ -71,9 +71,17 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
         self._mesh = args.mesh
         on_cloud = pulumi.ResourceOptions(parent=self, provider=self.provider)
         self._on_cloud = on_cloud
+        # For what holds a name or an address only one resource may hold (a fixed IP, a VIP, a key pair's name):
+        # Pulumi would otherwise create the replacement while the old one still holds it.
+        self._replaced_first = pulumi.ResourceOptions.merge(
+            on_cloud, pulumi.ResourceOptions(delete_before_replace=True)
+        )
         self._invoke = pulumi.InvokeOptions(parent=self, provider=self.provider)
 
         network_id, subnet_id = self._network(name)
+        # Floating IPs reach a created subnet only through its router, and new VMs download their installer
+        # through it: both wait for the router's interface on the subnet.
+        self._routed: list[pulumi.Resource] = [self._router_interface] if self._router_interface else []
         group = openstack.networking.SecGroup(
             f"{name}-nodes",
             name=f"clustermesh-{cluster.name}-nodes",
@@ -103,7 +111,9 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
                 node.name,
                 name=node.name,
                 flavor_name=node.pool.flavor or cluster.flavor,
-                key_pair=key_pair.name,
+                # The name as configured, not the key pair's output: replacing the key pair must not read as
+                # replacing every VM in a preview (Nova reads the key once, at boot).
+                key_pair=key_pair_name(cluster),
                 availability_zone=node.pool.availability_zone,
                 networks=[openstack.compute.InstanceNetworkArgs(port=port.id)],
                 block_devices=[
@@ -120,7 +130,13 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
                 user_data=cloud_config,
                 metadata={"clustermesh-cluster": cluster.name, "clustermesh-role": node.pool.role.value},
                 opts=pulumi.ResourceOptions.merge(
-                    on_cloud, pulumi.ResourceOptions(ignore_changes=NOT_RECREATED_ON_CHANGE)
+                    on_cloud,
+                    pulumi.ResourceOptions(
+                        ignore_changes=NOT_RECREATED_ON_CHANGE,
+                        depends_on=[key_pair, *self._routed],
+                        # The new VM takes the node's port, which the old one holds until it is gone.
+                        delete_before_replace=True,
+                    ),
                 ),
             )
             self.ssh_hosts[node.name] = self._ssh_host(node, port)
@@ -135,6 +151,7 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
 
     def _network(self, name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         """The network and subnet the nodes join: looked up when they exist, created (with a router) otherwise."""
+        self._router_interface: openstack.networking.RouterInterface | None = None
         choice = self._cluster.network
         if choice.existing is not None:
             existing = choice.existing
@@ -177,7 +194,7 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
                 admin_state_up=True,
                 opts=self._on_cloud,
             )
-            openstack.networking.RouterInterface(
+            self._router_interface = openstack.networking.RouterInterface(
                 f"{name}-router-interface", router_id=router.id, subnet_id=subnet_resource.id, opts=self._on_cloud
             )
         return created.id, subnet_resource.id
@@ -197,12 +214,12 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             security_group_ids=[self.security_group_id],
             port_security_enabled=True,
             allowed_address_pairs=[
-                openstack.networking.PortAllowedAddressPairArgs(ip_address=str(cidr))
-                for cidr in self._cluster.load_balancer_pools
+                openstack.networking.PortAllowedAddressPairArgs(ip_address=pair)
+                for pair in address_pairs(self._cluster)
             ]
             or None,
             admin_state_up=True,
-            opts=self._on_cloud,
+            opts=self._replaced_first,
         )
 
     def _reserve_apiserver_address(
@@ -223,7 +240,7 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             security_group_ids=[self.security_group_id],
             port_security_enabled=True,
             admin_state_up=False,
-            opts=self._on_cloud,
+            opts=self._replaced_first,
         )
 
     def _key_pair(
@@ -241,7 +258,7 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             private_key = pulumi.Output.secret(generated.private_key_openssh)
             public_key = generated.public_key_openssh
         key_pair = openstack.compute.Keypair(
-            f"{name}-ssh", name=f"clustermesh-{self._cluster.name}", public_key=public_key, opts=self._on_cloud
+            f"{name}-ssh", name=key_pair_name(self._cluster), public_key=public_key, opts=self._replaced_first
         )
         return private_key, key_pair
 
@@ -249,17 +266,30 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
         floating = self._cluster.floating_ips
         if not floating.enabled:
             return pulumi.Output.from_input(str(node.address))
-        address = openstack.networking.FloatingIp(
-            f"{node.name}-floating-ip",
-            pool=floating.pool,
-            port_id=port.id,
-            fixed_ip=str(node.address),
-            description=f"SSH to node {node.name}",
-            opts=self._on_cloud,
-        )
+        after_router = pulumi.ResourceOptions.merge(self._on_cloud, pulumi.ResourceOptions(depends_on=self._routed))
+        address: pulumi.Output[str]
+        if node == self._cluster.first_server and floating.api_address is not None:
+            # Allocated beforehand, so the API's address (in the kubeconfig and certificate) is known now.
+            openstack.networking.FloatingIpAssociate(
+                f"{node.name}-floating-ip",
+                floating_ip=str(floating.api_address),
+                port_id=port.id,
+                fixed_ip=str(node.address),
+                opts=after_router,
+            )
+            address = pulumi.Output.from_input(str(floating.api_address))
+        else:
+            address = openstack.networking.FloatingIp(
+                f"{node.name}-floating-ip",
+                pool=floating.pool,
+                port_id=port.id,
+                fixed_ip=str(node.address),
+                description=f"SSH to node {node.name}",
+                opts=after_router,
+            ).address
         if self._cluster.ssh.bastion is not None:
             return pulumi.Output.from_input(str(node.address))  # through the bastion, on the node network
-        return address.address
+        return address
 
     def _octavia(self, name: str, subnet_id: pulumi.Input[str]) -> None:
         """A TCP load balancer on the configured VIP in front of every node's clustermesh-apiserver NodePort."""
@@ -272,7 +302,7 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             vip_subnet_id=subnet_id,
             vip_address=str(octavia.vip_address),
             loadbalancer_provider=octavia.provider.value,
-            opts=self._on_cloud,
+            opts=self._replaced_first,
         )
         listener = openstack.loadbalancer.Listener(
             f"{name}-clustermesh-apiserver",
@@ -333,3 +363,17 @@ def ingress_rule(
         description=rule.description,
         opts=opts,
     )
+
+
+def key_pair_name(cluster: OpenStackCluster) -> str:
+    return f"clustermesh-{cluster.name}"
+
+
+def address_pairs(cluster: OpenStackCluster) -> list[str]:
+    """What a node port may answer for besides its own address: the MetalLB pool, as CIDRs, and the pinned
+    clustermesh-apiserver address on its own. ML2/OVN makes the reserving port a virtual port (so the node that
+    answers ARP gets the traffic) only when its exact address is some port's pair, not a CIDR holding it."""
+    metallb = cluster.apiserver_load_balancer.metallb
+    if metallb is None:
+        return []
+    return [*(str(c) for c in metallb.cidrs), f"{metallb.apiserver_address}/{metallb.apiserver_address.max_prefixlen}"]

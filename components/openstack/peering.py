@@ -28,5 +28,6 @@ def admit_peers(parent: pulumi.Resource, mesh: MeshConfig, clusters: Sequence[Me
             if peer.name == spec.name:
                 continue
             for rule in peer_rules(mesh, spec, peer):
-                assert rule.remote != SELF  # a peer is admitted by its addresses, never by a group of ours
+                if rule.remote == SELF:
+                    raise ValueError(f"a rule admitting {peer.name} names {spec.name}'s own group: {rule}")
                 ingress_rule(f"{spec.name}-from-{peer.name}-{rule.key}", rule, infrastructure.security_group_id, opts)
