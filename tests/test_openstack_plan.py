@@ -429,3 +429,19 @@ def test_the_kubeconfig_names_the_api_on_its_pinned_floating_ip_and_waits_for_th
         ]
         installs = {n.urn for n in of_type(k3s_plan, "command:remote:Command") if n.name.startswith(cluster["name"])}
         assert installs and installs <= set(provider.dependencies), "the provider would check a cluster not yet up"
+
+
+def test_servers_install_first_then_agents_once_every_server_runs(tmp_path: Path) -> None:
+    config = stack_config(RKE2_STACK)
+    config["clustermesh:clusters"][0]["nodePools"].append(
+        {"name": "agent", "role": "agent", "count": 2, "addresses": "10.195.197.176-10.195.197.183"}
+    )
+    plan = plan_config(config)
+    commands = {n.name: n for n in of_type(plan, "command:remote:Command") if n.name.startswith("cluster1-")}
+    servers = {commands[f"cluster1-node-{i}-rke2"].urn for i in range(3)}
+    first = commands["cluster1-node-0-rke2"]
+    assert not servers & set(first.dependencies)
+    for i in (1, 2):
+        assert first.urn in commands[f"cluster1-node-{i}-rke2"].dependencies
+    for i in (0, 1):
+        assert servers <= set(commands[f"cluster1-agent-{i}-rke2"].dependencies)

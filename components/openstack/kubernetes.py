@@ -85,12 +85,15 @@ class KubernetesOverSsh(pulumi.ComponentResource):
 
         self.installed = []
         first: command.remote.Command | None = None
-        for node in cluster.nodes:
+        for node in cluster.nodes:  # servers first
+            server = node.pool.role is NodeRole.SERVER
+            # The first server starts the cluster (with the CA files), other servers join it, and agents join
+            # once every server runs.
+            after: list[pulumi.Resource] = [] if first is None else [first] if server else list(self.installed)
             node_files = dict(files) if first is None else {}
-            install = self._install(node, args, ssh=ssh, token=token, files=node_files, after=first)
-            if first is None:
-                first = install
-            if node.pool.role is NodeRole.SERVER:
+            install = self._install(node, args, ssh=ssh, token=token, files=node_files, after=after)
+            first = first or install
+            if server:
                 self.installed.append(install)
         self.register_outputs({"clusterName": cluster.name, "kubeconfig": self.kubeconfig})
 
@@ -137,7 +140,7 @@ class KubernetesOverSsh(pulumi.ComponentResource):
         ssh: command.Provider,
         token: pulumi.Output[str],
         files: Mapping[str, pulumi.Output[str]],
-        after: command.remote.Command | None,
+        after: list[pulumi.Resource],
     ) -> command.remote.Command:
         cluster = self._cluster
         config_path = distro.config_path(cluster)
@@ -177,7 +180,7 @@ class KubernetesOverSsh(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=ssh,
-                depends_on=[machine, *([after] if after is not None else [])],
+                depends_on=[machine, *after],
                 additional_secret_outputs=["stdout", "stderr"],
                 # A new VM replaces the command: the old one's uninstall must run (on nothing) before the new
                 # install, or it would wipe the node just installed at the same address.
