@@ -37,6 +37,7 @@ from clustermesh.model.common import (
 APISERVER_PORT = 6443
 """The Kubernetes API, on RKE2 and k3s servers alike."""
 METALLB_CHART_VERSION = "0.16.1"
+CALICO_VERSION = "v3.31.3"
 DEFAULT_BOOT_VOLUME_GB = 40
 
 
@@ -118,6 +119,7 @@ NodeAddresses = Annotated[
 class DistroName(StrEnum):
     RKE2 = "rke2"
     K3S = "k3s"
+    KUBEADM = "kubeadm"
 
 
 class NodeRole(StrEnum):
@@ -230,7 +232,31 @@ class Node(NamedTuple):
 class Distro(_Model):
     name: DistroName
     version: str
-    """Pinned, as the installer takes it: v1.36.3+rke2r1, v1.36.3+k3s1."""
+    """Pinned, as the installer takes it: v1.36.3+rke2r1, v1.36.3+k3s1; for kubeadm the Kubernetes release, v1.36.3."""
+    control_plane_taint: Flag = True
+    """kubeadm only: keep the control-plane taint (false lets workloads run on servers, as tutorial 004 untaints its
+    single master). RKE2 and k3s servers take workloads already."""
+
+
+class CalicoEncapsulation(StrEnum):
+    """How Calico carries pod traffic between the nodes of its cluster (Installation.calicoNetwork.ipPools)."""
+
+    VXLAN = "VXLAN"
+    IPIP = "IPIP"
+    NONE = "None"
+    """No encapsulation: routed by BGP between nodes, pod addresses on the wire."""
+
+
+class Calico(_Model):
+    """Calico, installed by its Tigera operator, doing the cluster's IPAM and routing; Cilium chains on it."""
+
+    version: str = CALICO_VERSION
+    """The tigera-operator chart's version, pinned."""
+    encapsulation: CalicoEncapsulation = CalicoEncapsulation.VXLAN
+    block_size: WholeNumber = Field(default=26, ge=20, le=32)
+    """Each node takes addresses in blocks of this size."""
+    ip_pool: IPNetwork | None = None
+    """The IP pool; the cluster's IPv4 pod CIDR when absent."""
 
 
 class Bastion(_Model):
@@ -295,6 +321,8 @@ class OpenStackCluster(ClusterBase):
     ssh: SshAccess = SshAccess()
     floating_ips: FloatingIps = FloatingIps()
     apiserver_load_balancer: ApiserverLoadBalancer = ApiserverLoadBalancer()
+    calico: Calico | None = None
+    """With `cni: calico`: how Calico runs (defaults when absent)."""
     admin_ranges: tuple[IPNetwork, ...] = ()
     """Networks from which the Kubernetes API and SSH are reachable (where `pulumi up` runs)."""
     api_address: IPAddress | None = None
@@ -335,6 +363,15 @@ class OpenStackCluster(ClusterBase):
         if self.distro.name is DistroName.RKE2:
             return "localhost"
         return str(self.first_server.address)
+
+    @property
+    def calico_settings(self) -> Calico:
+        return self.calico or Calico()
+
+    @property
+    def calico_pool(self) -> IPv4Network | IPv6Network:
+        """Calico's IP pool: the configured one, or the cluster's IPv4 pod CIDR."""
+        return self.calico_settings.ip_pool or self.pod_cidrs[0]
 
     @property
     def k8s_service_port(self) -> int:
