@@ -26,6 +26,7 @@ from clustermesh.model import ClusterSpec, ExistingCluster, MeshConfig, ServiceT
 from clustermesh.render import mesh_config
 from clustermesh.render.mesh_config import EncodedPeers, PeerAddress, ServiceTarget
 from clustermesh.render.mesh_tls import CA_COMMON_NAME, CertificateSpec, cluster_certificates, remote_users
+from components.calico_peering import exclude_peer_pod_ranges
 from components.mesh_cluster import MeshCluster
 from components.openstack.peering import admit_peers
 from components.tokens import MESH
@@ -94,6 +95,7 @@ class Mesh(pulumi.ComponentResource):
                 self._address_patch(cluster, everyone)
 
         admit_peers(self, args.mesh, args.clusters)
+        exclude_peer_pod_ranges(self, args.mesh, args.clusters)
 
         self.addresses = everyone.apply(lambda a: {n: p.reached_at for n, p in a.items()})
         self.register_outputs(

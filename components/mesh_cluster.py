@@ -17,10 +17,14 @@ import pulumi_kubernetes as k8s
 
 from clustermesh import cilium
 from clustermesh.model import ClusterSpec, CniMode, MeshConfig, OpenStackCluster
-from clustermesh.render import metallb
+from clustermesh.render import calico, metallb
 from clustermesh.render.cilium_values import cilium_values
 from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP, calico_chaining_configmap_data
-from components.openstack.infrastructure import OpenStackInfrastructure, OpenStackInfrastructureArgs
+from components.openstack.infrastructure import (
+    OpenStackInfrastructure,
+    OpenStackInfrastructureArgs,
+    pod_address_pairs,
+)
 from components.openstack.kubernetes import KubernetesOverSsh, KubernetesOverSshArgs
 from components.tokens import MESH_CLUSTER
 
@@ -29,16 +33,20 @@ RELEASE_TIMEOUT_SECONDS = 900
 MetalLB's address: more than Helm's default 300 s."""
 
 
-def cluster_identity(spec: ClusterSpec) -> dict[str, object]:
+def cluster_identity(mesh: MeshConfig, spec: ClusterSpec) -> dict[str, object]:
     """The component's own inputs, as a preview shows them: the cluster's name, ID, kind, CNI and pod ranges,
-    and the addresses its node ports may answer for besides their own (the MetalLB pool, as CIDRs)."""
+    and the addresses its node ports may answer for besides their own: the MetalLB pool (as CIDRs) and, with
+    Calico, the mesh's pod ranges."""
+    pools = spec.load_balancer_pools if isinstance(spec, OpenStackCluster) else []
+    pod_pairs = pod_address_pairs(mesh, spec) if isinstance(spec, OpenStackCluster) else []
     return {
         "clusterName": spec.name,
         "clusterId": spec.id,
         "kind": spec.kind.value,
         "cni": spec.cni.value,
         "podCidrs": [str(c) for c in spec.pod_cidrs],
-        "loadBalancerPools": [str(c) for c in spec.load_balancer_pools] if isinstance(spec, OpenStackCluster) else [],
+        "loadBalancerPools": [str(c) for c in pools],
+        "podAddressPairs": [str(c) for c in pod_pairs],
     }
 
 
@@ -63,6 +71,9 @@ class MeshCluster(pulumi.ComponentResource):
     """The credentials of the provider, always secret."""
     cilium_release: k8s.helm.v3.Release
     """The Cilium Helm release."""
+    calico: list[pulumi.Resource]
+    """Calico's operator release and Installation, when the program installs Calico (empty otherwise): what the
+    Mesh's Calico objects in this cluster wait for."""
     infrastructure: OpenStackInfrastructure | None
     """The cluster's machines and network when the program builds them on OpenStack (the Mesh adds its peers'
     firewall rules to their security group); None for a cluster that already runs."""
@@ -73,7 +84,7 @@ class MeshCluster(pulumi.ComponentResource):
         spec = args.cluster
         # What the mesh needs to know of every cluster whatever installs its pods' addresses (Cilium's
         # cluster-pool, the AWS VPC CNI, Calico): the policy pack checks these across clusters.
-        super().__init__(MESH_CLUSTER, name, cluster_identity(spec), opts)
+        super().__init__(MESH_CLUSTER, name, cluster_identity(args.mesh, spec), opts)
         self.cluster_name = spec.name
         self.cluster_id = spec.id
         self.infrastructure = None
@@ -102,6 +113,11 @@ class MeshCluster(pulumi.ComponentResource):
         on_cluster = pulumi.ResourceOptions(parent=self, provider=self.provider)
 
         chaining_config: list[pulumi.Resource] = []
+        self.calico: list[pulumi.Resource] = []
+        if isinstance(spec, OpenStackCluster) and spec.cni is CniMode.CALICO:
+            # Cilium chains on Calico's CNI configuration: Calico comes first.
+            self.calico = self._calico(name, spec, on_cluster, ready)
+            chaining_config += self.calico
         if spec.cni is CniMode.CALICO:
             chaining_config.append(
                 k8s.core.v1.ConfigMap(
@@ -138,7 +154,7 @@ class MeshCluster(pulumi.ComponentResource):
         # that state: the identity goes in both, or a policy would see it in a preview and lose it after `up`.
         self.register_outputs(
             {
-                **cluster_identity(spec),
+                **cluster_identity(args.mesh, spec),
                 "kubeconfig": self.kubeconfig,
                 "ciliumStatus": self.cilium_release.status,
             }
@@ -169,6 +185,36 @@ class MeshCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return infrastructure, kubernetes
+
+    def _calico(
+        self, name: str, spec: OpenStackCluster, on_cluster: pulumi.ResourceOptions, ready: list[pulumi.Resource]
+    ) -> list[pulumi.Resource]:
+        """Calico by its Tigera operator (chart), and the Installation that sets its pool: the program's own copy,
+        so a preview shows the pool, encapsulation and block size as they will be."""
+        release = k8s.helm.v3.Release(
+            f"{name}-calico",
+            k8s.helm.v3.ReleaseArgs(
+                name=calico.RELEASE_NAME,
+                chart=calico.CHART,
+                version=spec.calico_settings.version,
+                namespace=calico.OPERATOR_NAMESPACE,
+                create_namespace=True,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=calico.REPOSITORY),
+                values=calico.operator_values(spec),
+                timeout=RELEASE_TIMEOUT_SECONDS,
+            ),
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=ready)),
+        )
+        manifest = calico.installation(spec)
+        installation = k8s.apiextensions.CustomResource(
+            f"{name}-calico-installation",
+            api_version=manifest["apiVersion"],
+            kind=manifest["kind"],
+            metadata=k8s.meta.v1.ObjectMetaArgs(**manifest["metadata"]),
+            spec=manifest["spec"],
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[release])),
+        )
+        return [release, installation]
 
     def _metallb(
         self, name: str, spec: OpenStackCluster, on_cluster: pulumi.ResourceOptions, ready: list[pulumi.Resource]

@@ -575,8 +575,10 @@ def _validate_address_pairs_within_pools(args: StackValidationArgs, report: Repo
             continue
         cluster = _owning_cluster(port, by_urn)
         pools = _plain(_read(cluster.props, "loadBalancerPools", default=[])) if cluster is not None else []
-        if not _known(pools):
+        pod_ranges = _plain(_read(cluster.props, "podAddressPairs", default=[])) if cluster is not None else []
+        if not _known(pools, pod_ranges):
             continue  # the pools are not known yet: nothing to hold the pairs against
+        pools = [*(pools or []), *(pod_ranges or [])]
         owner = _cluster_label(cluster) if cluster is not None else None
         for entry in _elements(pairs):
             address = _read(entry, "ipAddress")
@@ -595,13 +597,16 @@ def _check_address_pair(
     except ValueError:
         report(f"{what}, not an address or CIDR", port.urn)
         return
+    if _public_part(network):
+        report(f"{what}, which holds public addresses: the VM could send as hosts of the Internet", port.urn)
+        return
     if owner is None:
         report(f"{what} but belongs to no MeshCluster: only a cluster's load-balancer pools may pass", port.urn)
     elif not pools:
         report(f"{what} but cluster {owner} has no load-balancer address pool", port.urn)
     elif _minus([network], [p for p in pools if p.version == network.version]):
         shown = ", ".join(str(p) for p in pools)
-        report(f"{what}, outside the load-balancer pools of cluster {owner} ({shown})", port.urn)
+        report(f"{what}, outside the load-balancer pools and pod ranges of cluster {owner} ({shown})", port.urn)
 
 
 def _owning_cluster(resource: PolicyResource, by_urn: Mapping[str, PolicyResource]) -> PolicyResource | None:

@@ -288,19 +288,29 @@ def test_address_pairs_union_of_pools_counts() -> None:
     cluster = _mesh_cluster("a", POOLS)
     spanning = "192.168.10.248/30"  # .248-.251: .251 is past the range's end
     assert _stack_rule(PAIRS, [cluster, _port("a-server-0", _pairs(spanning), cluster)]) == [
-        f"port a-server-0 allows address pair {spanning}, outside the load-balancer pools of cluster a "
+        f"port a-server-0 allows address pair {spanning}, outside the load-balancer pools and pod ranges of cluster a "
         f"({', '.join(POOLS)})"
     ]
     exact = "192.168.10.248/31"
     assert _stack_rule(PAIRS, [cluster, _port("a-server-0", _pairs(exact), cluster)]) == []
 
 
-@pytest.mark.parametrize("wide", ["10.0.0.0/8", "0.0.0.0/0", "192.168.10.0/24", "192.168.10.251", "fd00::1"])
+@pytest.mark.parametrize("wide", ["10.0.0.0/8", "192.168.10.0/24", "192.168.10.251", "fd00::1"])
 def test_address_pairs_wider_than_or_outside_the_pools_are_refused(wide: str) -> None:
     cluster = _mesh_cluster("a", POOLS)
     port = _port("a-server-0", _pairs("192.168.10.244", wide), cluster)
     assert _stack_rule(PAIRS, [cluster, port]) == [
-        f"port a-server-0 allows address pair {wide}, outside the load-balancer pools of cluster a ({', '.join(POOLS)})"
+        f"port a-server-0 allows address pair {wide}, outside the load-balancer pools and pod ranges of cluster a ({', '.join(POOLS)})"
+    ]
+
+
+@pytest.mark.parametrize("public", ["0.0.0.0/0", "8.8.8.0/24", "100.0.0.0/6"])
+def test_address_pairs_holding_public_addresses_are_refused_whatever_the_pools(public: str) -> None:
+    cluster = _mesh_cluster("a", [*POOLS, public])
+    port = _port("a-server-0", _pairs(public), cluster)
+    assert _stack_rule(PAIRS, [cluster, port]) == [
+        f"port a-server-0 allows address pair {public}, which holds public addresses: the VM could send as hosts of "
+        "the Internet"
     ]
 
 
@@ -329,7 +339,7 @@ def test_address_pairs_are_held_against_the_nearest_cluster_only() -> None:
     a, b = _mesh_cluster("a", POOLS), _mesh_cluster("b", ["192.168.20.240/28"])
     port = _port("a-server-0", _pairs("192.168.20.241"), a)
     assert _stack_rule(PAIRS, [a, b, port]) == [
-        f"port a-server-0 allows address pair 192.168.20.241, outside the load-balancer pools of cluster a "
+        f"port a-server-0 allows address pair 192.168.20.241, outside the load-balancer pools and pod ranges of cluster a "
         f"({', '.join(POOLS)})"
     ]
     nested = _resource(
@@ -344,7 +354,7 @@ def test_address_pairs_find_the_cluster_by_parent_urn_alone() -> None:
     port = _resource(PORT, "a-server-0", {"allowedAddressPairs": _pairs("10.0.0.0/8")}, parent=group, link_parent=False)
     assert port.urn == f"{STACK_PREFIX}{MESH_CLUSTER}${NODE_GROUP}${PORT}::a-server-0"
     assert _stack_rule(PAIRS, [cluster, group, port]) == [
-        f"port a-server-0 allows address pair 10.0.0.0/8, outside the load-balancer pools of cluster a "
+        f"port a-server-0 allows address pair 10.0.0.0/8, outside the load-balancer pools and pod ranges of cluster a "
         f"({', '.join(POOLS)})"
     ]
 
@@ -402,7 +412,7 @@ def test_the_planner_holds_pairs_against_the_pools_the_cluster_registered() -> N
     assert found(plan(registered, "192.168.10.244")) == [
         (
             port_urn,
-            f"port a-server-0 allows address pair 192.168.10.244, outside the load-balancer pools of cluster a "
+            f"port a-server-0 allows address pair 192.168.10.244, outside the load-balancer pools and pod ranges of cluster a "
             f"({registered[0]})",
         )
     ]
@@ -593,3 +603,24 @@ def test_no_openstack_rule_reports_on_values_unknown_in_preview() -> None:
         for resource in resources:
             assert _resource_rule(name, resource) == [], (name, resource.name)
     assert _stack_rule(PAIRS, resources) == []
+
+
+def test_a_calico_clusters_pod_ranges_may_pass_its_ports_and_nothing_wider() -> None:
+    """With Calico the pods' own addresses are on the wire: the cluster registers the mesh's pod ranges."""
+    cluster = _resource(
+        MESH_CLUSTER,
+        "c",
+        {
+            "clusterName": "c",
+            "clusterId": 3,
+            "cni": "calico",
+            "podCidrs": ["10.201.0.0/24"],
+            "podAddressPairs": ["10.200.0.0/14"],
+        },
+    )
+    assert _stack_rule(PAIRS, [cluster, _port("c-node-0", _pairs("10.200.0.0/14"), cluster)]) == []
+    assert _stack_rule(PAIRS, [cluster, _port("c-node-0", _pairs("10.201.0.0/24"), cluster)]) == []
+    assert _stack_rule(PAIRS, [cluster, _port("c-node-0", _pairs("10.0.0.0/8"), cluster)]) == [
+        "port c-node-0 allows address pair 10.0.0.0/8, outside the load-balancer pools and pod ranges of cluster c "
+        "(10.200.0.0/14)"
+    ]

@@ -401,7 +401,13 @@ def _native_routing_rules(mesh: MeshConfig, clusters: Indexed) -> Iterator[Probl
     The ranges are given once for the mesh rather than derived from the clusters, so adding a cluster
     inside them changes no existing cluster's Cilium values.
     """
-    native = [(i, c) for i, c in clusters if c.routing.mode is RoutingMode.NATIVE and c.cni is CniMode.CILIUM]
+    # Cilium's own native routing, and OpenStack clusters where Calico routes: their node ports carry these ranges
+    # as address pairs, so each cluster's pods must lie inside them.
+    native = [
+        (i, c)
+        for i, c in clusters
+        if c.routing.mode is RoutingMode.NATIVE and (c.cni is CniMode.CILIUM or isinstance(c, OpenStackCluster))
+    ]
     versions = [c.version for c in mesh.native_routing_cidrs]
     if len(set(versions)) != len(versions):
         yield Problem("nativeRoutingCidrs", "give at most one CIDR per IP family")

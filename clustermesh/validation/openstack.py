@@ -29,7 +29,14 @@ from clustermesh.validation.problem import Problem
 PINNED_DISTRO_VERSION = {
     DistroName.RKE2: (re.compile(r"v1\.\d+\.\d+\+rke2r\d+"), "v1.36.3+rke2r1"),
     DistroName.K3S: (re.compile(r"v1\.\d+\.\d+\+k3s\d+"), "v1.36.3+k3s1"),
+    DistroName.KUBEADM: (re.compile(r"v1\.\d+\.\d+"), "v1.36.3"),
 }
+PINNED_CALICO_VERSION = re.compile(r"v3\.\d+\.\d+")
+KUBEADM_NODE_MASK = {4: 24, 6: 64}
+"""kube-controller-manager's default --node-cidr-mask-size; kubeadm refuses a pod subnet smaller than one node's
+(its ValidatePodSubnetNodeMask: "the size of pod subnet with mask %d is smaller than the size of node subnet")."""
+KUBEADM_NODE_MASK_MAX_DIFF = 16
+"""kubeadm's PodSubnetNodeMaskMaxDiff: a pod subnet more than 16 bits wider than the node mask is refused too."""
 """The installers take an exact release (INSTALL_RKE2_VERSION, INSTALL_K3S_VERSION); a channel would let a node
 added later join with a newer Kubernetes than its servers."""
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -59,12 +66,74 @@ def openstack_cluster_rules(
 
 
 def _datapath_rules(at: str, cluster: OpenStackCluster) -> Iterator[Problem]:
-    if cluster.cni is not CniMode.CILIUM:
-        yield Problem(f"{at}.cni", f"{cluster.cni} is not available on kind openstack; Cilium is the cluster's CNI")
-    if cluster.routing.mode is RoutingMode.NATIVE:
-        # Neutron drops packets from addresses a port does not own: native routing would need every cluster's
-        # pod ranges in every node port's allowed-address-pairs and routes on the router. Tunnels carry node IPs.
-        yield Problem(f"{at}.routing.mode", "native routing is not supported on OpenStack; use tunnel (vxlan/geneve)")
+    if cluster.cni not in (CniMode.CILIUM, CniMode.CALICO):
+        yield Problem(f"{at}.cni", f"{cluster.cni} is not available on kind openstack; use cilium or calico")
+    if cluster.routing.mode is RoutingMode.NATIVE and cluster.cni is CniMode.CILIUM:
+        # Neutron drops packets from addresses a port does not own: Cilium's own native routing would need every
+        # cluster's pod ranges on every port and routes per node. With Calico chained, Calico routes the pods and
+        # the program adds the pod ranges and a route per cluster (see the README).
+        yield Problem(
+            f"{at}.routing.mode",
+            "native routing on OpenStack needs cni: calico (Calico routes the pods); use tunnel (vxlan/geneve)",
+        )
+    if cluster.calico is not None and cluster.cni is not CniMode.CALICO:
+        yield Problem(f"{at}.calico", "only applies with cni: calico")
+    if cluster.cni is CniMode.CALICO:
+        yield from _calico_rules(at, cluster)
+    if (
+        cluster.cni is CniMode.CALICO
+        and cluster.network.existing is not None
+        and cluster.network.existing.router is None
+    ):
+        yield Problem(
+            f"{at}.network.existing.router",
+            "required with cni: calico: the router that is the subnet's gateway, to which the program adds the route "
+            "to the cluster's pods",
+        )
+    if cluster.distro.name is DistroName.KUBEADM:
+        yield from _kubeadm_rules(at, cluster)
+    elif not cluster.distro.control_plane_taint:
+        yield Problem(f"{at}.distro.controlPlaneTaint", "only applies to kubeadm (RKE2 and k3s servers take workloads)")
+
+
+def _calico_rules(at: str, cluster: OpenStackCluster) -> Iterator[Problem]:
+    """Calico's own limits: its pool inside the cluster's pod range, a block per node at least."""
+    settings = cluster.calico_settings
+    pool = cluster.calico_pool
+    path = f"{at}.calico.ipPool" if settings.ip_pool is not None else f"{at}.podCidrs[0]"
+    if not PINNED_CALICO_VERSION.fullmatch(settings.version):
+        yield Problem(f"{at}.calico.version", f"{settings.version!r} is not a pinned Calico release such as v3.31.3")
+    if not any(pool.version == c.version and pool.subnet_of(c) for c in cluster.pod_cidrs):  # type: ignore[arg-type]
+        yield Problem(path, f"{pool} is not inside the cluster's pod CIDRs")
+        return
+    if pool.version == 4 and pool.prefixlen > settings.block_size:
+        yield Problem(path, f"{pool} is smaller than one Calico block (/{settings.block_size}, calico.blockSize)")
+        return
+    blocks = 2 ** max(settings.block_size - pool.prefixlen, 0)
+    nodes = len(cluster.nodes)
+    if blocks < nodes:
+        yield Problem(
+            path,
+            f"{pool} holds {blocks} Calico block(s) of /{settings.block_size} and the cluster has {nodes} nodes, "
+            "each of which takes a block: widen the pool or narrow calico.blockSize",
+        )
+
+
+def _kubeadm_rules(at: str, cluster: OpenStackCluster) -> Iterator[Problem]:
+    for i, cidr in enumerate(cluster.pod_cidrs):
+        node_mask = KUBEADM_NODE_MASK[cidr.version]
+        if cidr.prefixlen > node_mask:
+            yield Problem(
+                f"{at}.podCidrs[{i}]",
+                f"{cidr} is smaller than the /{node_mask} kubeadm's controller-manager gives each node; kubeadm "
+                f"refuses it (give /{node_mask} or wider, as tutorial 004's /24)",
+            )
+        elif node_mask - cidr.prefixlen > KUBEADM_NODE_MASK_MAX_DIFF:
+            yield Problem(
+                f"{at}.podCidrs[{i}]",
+                f"{cidr} is more than {KUBEADM_NODE_MASK_MAX_DIFF} bits wider than kubeadm's /{node_mask} node mask; "
+                "kubeadm refuses it",
+            )
 
 
 def _secret_reference(

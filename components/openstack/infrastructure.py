@@ -9,12 +9,13 @@ adding a cluster adds rules there and replaces nothing here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 
 import pulumi
 import pulumi_openstack as openstack
 import pulumi_tls as tls
 
-from clustermesh.model import MeshConfig, Node, OctaviaProvider, OpenStackCluster
+from clustermesh.model import CniMode, MeshConfig, Node, OctaviaProvider, OpenStackCluster
 from clustermesh.render.cloud_init import user_data
 from clustermesh.render.firewall import SELF, IngressRule, cluster_rules
 from components.tokens import OPENSTACK_INFRASTRUCTURE
@@ -141,6 +142,7 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             )
             self.ssh_hosts[node.name] = self._ssh_host(node, port)
         self._octavia(name, subnet_id)
+        self._pod_route(name, ports)
         self.register_outputs(
             {
                 "clusterName": cluster.name,
@@ -152,6 +154,7 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
     def _network(self, name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         """The network and subnet the nodes join: looked up when they exist, created (with a router) otherwise."""
         self._router_interface: openstack.networking.RouterInterface | None = None
+        self._router_id: pulumi.Output[str] | None = None
         choice = self._cluster.network
         if choice.existing is not None:
             existing = choice.existing
@@ -160,6 +163,8 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             subnet = openstack.networking.get_subnet_output(
                 name=existing.subnet, network_id=network.id, cidr=str(existing.cidr), opts=self._invoke
             )
+            if existing.router is not None:
+                self._router_id = openstack.networking.get_router_output(name=existing.router, opts=self._invoke).id
             return network.id, subnet.id
         create = choice.create
         assert create is not None  # validation requires one of the two
@@ -183,17 +188,21 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             dns_nameservers=[str(a) for a in create.dns_nameservers] or None,
             opts=self._on_cloud,
         )
-        if create.external_network is not None:
-            external = openstack.networking.get_network_output(
-                name=create.external_network, external=True, opts=self._invoke
+        # A router for egress and floating IPs, and with Calico for the route to the cluster's pods.
+        if create.external_network is not None or self._cluster.cni is CniMode.CALICO:
+            external = (
+                openstack.networking.get_network_output(name=create.external_network, external=True, opts=self._invoke)
+                if create.external_network is not None
+                else None
             )
             router = openstack.networking.Router(
                 f"{name}-router",
                 name=f"clustermesh-{self._cluster.name}",
-                external_network_id=external.id,
+                external_network_id=external.id if external is not None else None,
                 admin_state_up=True,
                 opts=self._on_cloud,
             )
+            self._router_id = router.id
             self._router_interface = openstack.networking.RouterInterface(
                 f"{name}-router-interface", router_id=router.id, subnet_id=subnet_resource.id, opts=self._on_cloud
             )
@@ -215,7 +224,7 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             port_security_enabled=True,
             allowed_address_pairs=[
                 openstack.networking.PortAllowedAddressPairArgs(ip_address=pair)
-                for pair in address_pairs(self._cluster)
+                for pair in address_pairs(self._mesh, self._cluster)
             ]
             or None,
             admin_state_up=True,
@@ -290,6 +299,25 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
         if self._cluster.ssh.bastion is not None:
             return pulumi.Output.from_input(str(node.address))  # through the bastion, on the node network
         return address
+
+    def _pod_route(self, name: str, ports: dict[str, openstack.networking.Port]) -> None:
+        """With Calico, the router sends the cluster's pod pool to its first server, which Calico routes onward.
+
+        One route for the whole pool, not one per node: Calico hands out blocks, not a node's CIDR, which is what
+        tutorial 003 patched Cilium's `updateNodeRoute` around. Other clusters' pods reach this one through it.
+        """
+        if self._cluster.cni is not CniMode.CALICO or self._router_id is None:
+            return
+        first = self._cluster.first_server
+        openstack.networking.RouterRoute(
+            f"{name}-pod-route",
+            router_id=self._router_id,
+            destination_cidr=str(self._cluster.calico_pool),
+            next_hop=str(first.address),
+            opts=pulumi.ResourceOptions.merge(
+                self._on_cloud, pulumi.ResourceOptions(depends_on=[ports[first.name], *self._routed])
+            ),
+        )
 
     def _octavia(self, name: str, subnet_id: pulumi.Input[str]) -> None:
         """A TCP load balancer on the configured VIP in front of every node's clustermesh-apiserver NodePort."""
@@ -369,11 +397,20 @@ def key_pair_name(cluster: OpenStackCluster) -> str:
     return f"clustermesh-{cluster.name}"
 
 
-def address_pairs(cluster: OpenStackCluster) -> list[str]:
+def address_pairs(mesh: MeshConfig, cluster: OpenStackCluster) -> list[str]:
     """What a node port may answer for besides its own address: the MetalLB pool, as CIDRs, and the pinned
-    clustermesh-apiserver address on its own. ML2/OVN makes the reserving port a virtual port (so the node that
-    answers ARP gets the traffic) only when its exact address is some port's pair, not a CIDR holding it."""
+    clustermesh-apiserver address on its own (ML2/OVN makes the reserving port a virtual port, so the node that
+    answers ARP gets the traffic, only when its exact address is some port's pair, not a CIDR holding it); with
+    Calico, the mesh's pod ranges (`nativeRoutingCidrs`), since pods' addresses are on the wire."""
+    pairs = [str(c) for c in pod_address_pairs(mesh, cluster)]
     metallb = cluster.apiserver_load_balancer.metallb
     if metallb is None:
-        return []
-    return [*(str(c) for c in metallb.cidrs), f"{metallb.apiserver_address}/{metallb.apiserver_address.max_prefixlen}"]
+        return pairs
+    pinned = f"{metallb.apiserver_address}/{metallb.apiserver_address.max_prefixlen}"
+    return [*(str(c) for c in metallb.cidrs), pinned, *pairs]
+
+
+def pod_address_pairs(mesh: MeshConfig, cluster: OpenStackCluster) -> list[IPv4Network | IPv6Network]:
+    """The pod ranges a Calico cluster's node ports carry: the mesh's, given once (`nativeRoutingCidrs`), so a new
+    cluster inside them changes no port."""
+    return list(mesh.native_routing_cidrs) if cluster.cni is CniMode.CALICO else []

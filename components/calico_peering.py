@@ -1,0 +1,39 @@
+"""Each Calico cluster's view of the other clusters' pod ranges: mesh wiring, not any one cluster's.
+
+Calico masquerades traffic leaving its pools (natOutgoing) and would hand out any range it is given. A disabled
+IPPool per peer range tells it the range is neither its to allocate nor outside the network: cross-cluster pod
+traffic keeps its source address, which Cilium's identities and network policy need. Adding a cluster adds one
+pool in every Calico cluster and changes none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from clustermesh.model import CniMode, MeshConfig, OpenStackCluster
+from clustermesh.render import calico
+from components.mesh_cluster import MeshCluster
+
+
+def exclude_peer_pod_ranges(parent: pulumi.Resource, mesh: MeshConfig, clusters: Sequence[MeshCluster]) -> None:
+    for cluster in clusters:
+        spec = mesh.cluster(cluster.cluster_name)
+        if not isinstance(spec, OpenStackCluster) or spec.cni is not CniMode.CALICO:
+            continue
+        opts = pulumi.ResourceOptions(parent=parent, provider=cluster.provider, depends_on=cluster.calico)
+        for peer in mesh.clusters:
+            if peer.name == spec.name:
+                continue
+            for cidr in peer.ipv4_pod_cidrs:
+                manifest = calico.peer_pool(spec, peer.name, cidr)
+                k8s.apiextensions.CustomResource(
+                    f"{spec.name}-{manifest['metadata']['name']}",
+                    api_version=manifest["apiVersion"],
+                    kind=manifest["kind"],
+                    metadata=k8s.meta.v1.ObjectMetaArgs(**manifest["metadata"]),
+                    spec=manifest["spec"],
+                    opts=opts,
+                )
