@@ -164,7 +164,7 @@ CASES: dict[str, tuple[Change, str, str]] = {
     "unknown distro": (
         set_at(0, "distro.name", "rke"),
         "clusters[0].distro.name",
-        "must be one of 'rke2' or 'k3s' (got 'rke')",
+        "must be one of 'rke2', 'k3s' or 'kubeadm' (got 'rke')",
     ),
     "ssh key without its public half": (
         set_at(0, "ssh.privateKeySecret", "sshKey"),
@@ -184,7 +184,7 @@ CASES: dict[str, tuple[Change, str, str]] = {
     "native routing": (
         set_at(0, "routing.mode", "native"),
         "clusters[0].routing.mode",
-        "native routing is not supported on OpenStack",
+        "native routing on OpenStack needs cni: calico",
     ),
     "both network choices": (
         set_at(0, "network.create", {"cidr": "10.9.0.0/24", "dhcpPool": "10.9.0.10-10.9.0.20"}),
@@ -330,3 +330,85 @@ def test_the_cli_reports_openstack_mistakes_with_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.stdout + result.stderr
     assert "clusters[0].nodePools[0].addresses: 10.195.197.100 is inside the DHCP pool" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+KUBEADM_STACK = PROJECT_DIR / "Pulumi.openstack-kubeadm.yaml"
+CALICO_MESH_STACK = PROJECT_DIR / "Pulumi.openstack-calico-mesh.yaml"
+
+CALICO_CASES: dict[str, tuple[Change, str, str]] = {
+    "kubeadm pod subnet smaller than a node's /24": (
+        set_at(0, "podCidrs", ["10.201.0.0/25"]),
+        "clusters[0].podCidrs[0]",
+        "10.201.0.0/25 is smaller than the /24 kubeadm's controller-manager gives each node",
+    ),
+    "kubeadm pod subnet more than 16 bits wider than the node mask": (
+        set_at(0, "podCidrs", ["10.0.0.0/7"]),
+        "clusters[0].podCidrs[0]",
+        "more than 16 bits wider than kubeadm's /24 node mask",
+    ),
+    "calico pool outside the pod CIDR": (
+        set_at(0, "calico", {"ipPool": "10.202.0.0/24"}),
+        "clusters[0].calico.ipPool",
+        "10.202.0.0/24 is not inside the cluster's pod CIDRs",
+    ),
+    "fewer calico blocks than nodes": (
+        set_at(0, "calico", {"blockSize": 24}),
+        "clusters[0].podCidrs[0]",
+        "10.201.0.0/24 holds 1 Calico block(s) of /24 and the cluster has 2 nodes",
+    ),
+    "calico pool smaller than a block": (
+        set_at(0, "calico", {"ipPool": "10.201.0.0/28"}),
+        "clusters[0].calico.ipPool",
+        "is smaller than one Calico block (/26, calico.blockSize)",
+    ),
+    "calico version not pinned": (
+        set_at(0, "calico", {"version": "latest"}),
+        "clusters[0].calico.version",
+        "is not a pinned Calico release",
+    ),
+    "calico without a router": (
+        set_at(0, "network.existing.router", None),
+        "clusters[0].network.existing.router",
+        "required with cni: calico",
+    ),
+    "calico settings without calico": (
+        set_at(0, "cni", "cilium"),
+        "clusters[0].calico",
+        "only applies with cni: calico",
+    ),
+    "cilium's own native routing on OpenStack": (
+        set_at(0, "cni", "cilium"),
+        "clusters[0].routing.mode",
+        "native routing on OpenStack needs cni: calico",
+    ),
+    "unknown encapsulation": (
+        set_at(0, "calico", {"encapsulation": "GRE"}),
+        "clusters[0].calico.encapsulation",
+        "must be one of",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CALICO_CASES), ids=list(CALICO_CASES))
+def test_each_kubeadm_and_calico_mistake_is_reported_with_its_path(case: str) -> None:
+    change, path, fragment = CALICO_CASES[case]
+    found = problems_of(changed(change, KUBEADM_STACK))
+    assert any(p.startswith(f"{path}: ") and fragment in p for p in found), found
+
+
+def test_the_calico_stacks_are_valid() -> None:
+    assert problems_of(tutorial_config(KUBEADM_STACK)) == []
+    assert problems_of(tutorial_config(CALICO_MESH_STACK)) == []
+
+
+def test_calico_pods_must_lie_in_the_mesh_pod_ranges() -> None:
+    config = tutorial_config(CALICO_MESH_STACK)
+    config["clustermesh:nativeRoutingCidrs"] = ["10.201.0.0/16"]
+    assert "clusters[1].podCidrs[0]: 10.202.0.0/16 is outside nativeRoutingCidrs 10.201.0.0/16" in problems_of(config)
+
+
+def test_the_control_plane_taint_is_kubeadms_alone() -> None:
+    found = problems_of(changed(set_at(0, "distro.controlPlaneTaint", False)))
+    assert (
+        "clusters[0].distro.controlPlaneTaint: only applies to kubeadm (RKE2 and k3s servers take workloads)" in found
+    )

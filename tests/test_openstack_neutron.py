@@ -62,8 +62,22 @@ def allocated_floating_ips(config: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def test_both_tutorial_stacks_are_openstack_stacks() -> None:
-    assert [p.name for p in OPENSTACK_STACKS] == ["Pulumi.openstack-k3s.yaml", "Pulumi.openstack-rke2.yaml"]
+def existing_routers(config: dict[str, Any]) -> dict[str, str]:
+    """Routers the stack looks up (Calico's pod routes go on them), each the gateway of the cluster's subnet."""
+    return {
+        existing["router"]: existing["subnet"]
+        for cluster in config["clustermesh:clusters"]
+        if (existing := cluster.get("network", {}).get("existing")) and existing.get("router")
+    }
+
+
+def test_every_tutorial_stack_on_openstack_is_checked() -> None:
+    assert [p.name for p in OPENSTACK_STACKS] == [
+        "Pulumi.openstack-calico-mesh.yaml",
+        "Pulumi.openstack-k3s.yaml",
+        "Pulumi.openstack-kubeadm.yaml",
+        "Pulumi.openstack-rke2.yaml",
+    ]
 
 
 @pytest.mark.parametrize("stack_file", OPENSTACK_STACKS, ids=lambda p: p.name)
@@ -76,6 +90,7 @@ def test_neutron_accepts_every_networking_request_of_the_stack(stack_file: Path,
         existing_subnets=existing_subnets(config),
         routed_subnets=routed_subnets(config),
         existing_floating_ips=allocated_floating_ips(config),
+        existing_routers=existing_routers(config),
     )
     print(summary.line())
     ports = [n for n in plan.nodes if n.type == "openstack:networking/port:Port"]
