@@ -2,8 +2,10 @@
 
 Expected ports come from the documents that require them: Cilium's firewall requirements
 (Documentation/operations/system_requirements.rst: 4240/tcp and ICMP echo for health, 8472/udp VXLAN,
-6081/udp Geneve), RKE2's port table (docs/install/requirements.md: 6443, 9345, 10250, 2379-2381) and MetalLB's
-chart (values.yaml: the memberlist port). Expected addresses come from the ranges written in these tests.
+6081/udp Geneve), RKE2's port table (docs/install/requirements.md: 6443, 9345, 10250, 2379-2381), MetalLB's
+chart (values.yaml: the memberlist port) and Calico's network requirements (calico docs
+getting-started/kubernetes/requirements: BGP 179/tcp, IP-in-IP IP protocol 4, VXLAN 4789/udp, Typha 5473/tcp).
+Expected addresses come from the ranges written in these tests.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 import yaml
 
 from clustermesh.model import ClusterSpec, MeshConfig, OpenStackCluster
-from clustermesh.render.firewall import SELF, IngressRule, cluster_rules, peer_rules
+from clustermesh.render.firewall import ANY, IPIP, SELF, IngressRule, cluster_rules, peer_rules
 from clustermesh.render.metallb import (
     NAMESPACE,
     address_pool,
@@ -34,6 +36,7 @@ from clustermesh.render.metallb import (
     namespace_manifest,
 )
 from tests.conftest import DATA
+from tests.neutron import NeutronRefused, NeutronServer
 
 METALLB = DATA / "metallb-0.16.1"
 VALUES_SCHEMA = json.loads((METALLB / "values.schema.json").read_text())
@@ -618,3 +621,236 @@ def test_wireguard_opens_its_port_to_own_nodes_and_each_peer_range_only_when_the
     assert {r.remote for r in rules if (r.protocol, r.port_min, r.port_max) == wireguard} == {SELF, *beta_ranges}
     # Turning encryption on adds rules and changes none of the others.
     assert set(security_group(plain, a_plain)) <= set(rules)
+
+
+# --- Calico-chained clusters --------------------------------------------------------------------------------
+
+# Calico's network requirements (see the module docstring); IP protocol 4 is `ipip` to Neutron (neutron-lib
+# constants: PROTO_NAME_IPIP = 'ipip', PROTO_NUM_IPIP = 4).
+CALICO_BGP, CALICO_VXLAN, TYPHA = 179, 4789, 5473
+CILIUM_TUNNELS = {VXLAN, GENEVE}
+
+KAPPA_SERVERS, LAMBDA_SERVERS, MU_SERVERS = "10.50.0.10-10.50.0.17", "10.60.0.10-10.60.0.13", "10.70.0.8-10.70.0.15"
+LAMBDA_POOL = "10.106.128.0/17"
+"""lambda's configured Calico pool: inside its pod CIDR (10.106.0.0/16), and what its pods really use."""
+NU_PODS_V4, NU_PODS_V6 = "10.108.0.0/16", "fd00:108::/48"
+
+
+def calico(
+    name: str, cluster_id: int, subnet: str, servers: str, encapsulation: str, **calico_settings: Any
+) -> dict[str, Any]:
+    """An OpenStack cluster entry with `cni: calico` (Cilium chained, so native routing)."""
+    base = subnet.rsplit(".", 1)[0]  # the tests' subnets are /24s
+    entry = openstack(
+        name,
+        cluster_id,
+        subnet,
+        f"{base}.100-{base}.200",
+        [{"name": "server", "role": "server", "count": 3, "addresses": servers}],
+    )
+    return {
+        **entry,
+        "cni": "calico",
+        "routing": {"mode": "native"},
+        "calico": {"encapsulation": encapsulation, **calico_settings},
+    }
+
+
+def kappa(encapsulation: str = "IPIP") -> dict[str, Any]:
+    return calico("kappa", 5, "10.50.0.0/24", KAPPA_SERVERS, encapsulation)
+
+
+def lambda_(encapsulation: str = "VXLAN") -> dict[str, Any]:
+    return calico("lambda", 6, "10.60.0.0/24", LAMBDA_SERVERS, encapsulation, ipPool=LAMBDA_POOL)
+
+
+def mu(encapsulation: str = "None") -> dict[str, Any]:
+    return calico("mu", 7, "10.70.0.0/24", MU_SERVERS, encapsulation)
+
+
+def nu_existing() -> dict[str, Any]:
+    """An existing cluster, natively routed, dual-stack."""
+    entry = delta_existing("172.17.8.0/24")
+    return {**entry, "name": "nu", "id": 8, "podCidrs": [NU_PODS_V4, NU_PODS_V6], "routing": {"mode": "native"}}
+
+
+def calico_mesh() -> MeshConfig:
+    return mesh_of(kappa(), lambda_(), mu(), nu_existing())
+
+
+BASE_SELF_RKE2 = {
+    ("tcp", KUBE_API, KUBE_API),
+    ("tcp", RKE2_SUPERVISOR, RKE2_SUPERVISOR),
+    ("tcp", KUBELET, KUBELET),
+    ("tcp", *ETCD),
+    ("tcp", HEALTH, HEALTH),
+    ("icmp", None, None),
+}
+"""What every RKE2 cluster's nodes need from each other, whatever the CNI (the tunnel port aside)."""
+
+
+@pytest.mark.parametrize(
+    ("encapsulation", "calico_ports"),
+    [
+        ("IPIP", {("tcp", TYPHA, TYPHA), ("tcp", CALICO_BGP, CALICO_BGP), ("ipip", None, None)}),
+        ("VXLAN", {("tcp", TYPHA, TYPHA), ("udp", CALICO_VXLAN, CALICO_VXLAN)}),
+        # Unencapsulated, BIRD routes (BGP) and the nodes reach each other's pods from their own addresses.
+        ("None", {("tcp", TYPHA, TYPHA), ("tcp", CALICO_BGP, CALICO_BGP), ("any", None, None)}),
+    ],
+)
+def test_a_calico_cluster_opens_calicos_ports_for_its_encapsulation(
+    encapsulation: str, calico_ports: set[tuple[str, int | None, int | None]]
+) -> None:
+    """IP-in-IP without protocol 4, or VXLAN without 4789, drops every packet between nodes; BGP without 179
+    leaves the nodes without routes to each other's pods."""
+    mesh = mesh_of(kappa(encapsulation))
+    (cluster,) = openstack_clusters(mesh)
+    assert ports(cluster_rules(mesh, cluster), SELF) == BASE_SELF_RKE2 | calico_ports
+
+
+def test_a_calico_cluster_opens_no_cilium_tunnel() -> None:
+    """Chained on Calico, Cilium routes natively: 8472 or 6081 would be open with nothing listening."""
+    mesh = calico_mesh()
+    for cluster in openstack_clusters(mesh):
+        for rule in security_group(mesh, cluster):
+            assert rule.protocol != "udp" or rule.port_min not in CILIUM_TUNNELS, rule
+
+
+def test_calico_rules_are_only_for_calico_clusters() -> None:
+    """A cluster without Calico runs no BIRD, Typha or Calico tunnel, and admits no pod range on every port."""
+    mesh = mesh_of(alpha(), beta(), gamma(), delta_existing())
+    calico_ports = {CALICO_BGP, CALICO_VXLAN, TYPHA}
+    for cluster in openstack_clusters(mesh):
+        for rule in security_group(mesh, cluster):
+            assert rule.protocol not in {"any", "ipip"}, rule
+            assert rule.port_min not in calico_ports, rule
+
+
+def test_the_own_pool_is_admitted_on_every_protocol() -> None:
+    """Pods' addresses are on the wire between nodes; the configured pool, not the pod CIDR, is what pods use."""
+    mesh = calico_mesh()
+    by_name = {c.name: c for c in openstack_clusters(mesh)}
+    expected = {"kappa": "10.105.0.0/16", "lambda": LAMBDA_POOL, "mu": "10.107.0.0/16"}
+    for name, pool in expected.items():
+        rules = cluster_rules(mesh, by_name[name])
+        assert ports(rules, pool) == {("any", None, None)}
+        assert {r.remote for r in rules if r.protocol == ANY} - {SELF} == {pool}
+
+
+def test_each_calico_peers_pod_pool_is_admitted_on_every_protocol() -> None:
+    """Cilium's native routing: "firewalls must allow pod-to-pod traffic on all ports" between the clusters."""
+    mesh = calico_mesh()
+    kappa_cluster = openstack_clusters(mesh)[0]
+    peers = {p.name: p for p in mesh.clusters}
+    expected = {"lambda": {LAMBDA_POOL}, "mu": {"10.107.0.0/16"}, "nu": {NU_PODS_V4}}
+    for name, pools in expected.items():
+        rules = peer_rules(mesh, kappa_cluster, peers[name])
+        assert {r.remote for r in rules if r.protocol == ANY} == pools
+        for pool in pools:
+            assert ports(rules, pool) == {("any", None, None)}
+    # An existing peer's IPv6 pod range is not admitted: Calico here carries IPv4 only.
+    assert all(NU_PODS_V6 not in r.remote for r in security_group(mesh, kappa_cluster))
+
+
+def test_calico_peers_still_reach_health_and_the_apiserver_by_node_address() -> None:
+    """Native routing changes what pods send, not what the nodes need: health probes and kvstoremesh's dial."""
+    mesh = calico_mesh()
+    kappa_cluster, lambda_cluster, _ = openstack_clusters(mesh)
+    into_kappa = peer_rules(mesh, kappa_cluster, lambda_cluster)
+    for remote in expected_cidrs(LAMBDA_SERVERS):
+        # kappa has no load balancer: peers dial the NodePort on every node.
+        assert ports(into_kappa, remote) == {
+            ("tcp", HEALTH, HEALTH),
+            ("icmp", None, None),
+            ("tcp", NODE_PORT, NODE_PORT),
+        }
+
+
+def test_adding_a_calico_peer_adds_rules_and_changes_none() -> None:
+    """A new Calico cluster brings its nodes' and its pods' rules into its peers' groups, and replaces nothing."""
+    before = mesh_of(kappa(), nu_existing())
+    after = mesh_of(kappa(), nu_existing(), lambda_())
+    old, new = openstack_clusters(before)[0], openstack_clusters(after)[0]
+    newcomer = openstack_clusters(after)[1]
+    old_rules = {r.key: r for r in security_group(before, old)}
+    new_rules = {r.key: r for r in security_group(after, new)}
+    assert {key: new_rules[key] for key in old_rules} == old_rules
+    added = set(new_rules.values()) - set(old_rules.values())
+    assert added == set(peer_rules(after, new, newcomer))
+    assert remotes(list(added)) == expected_cidrs(LAMBDA_SERVERS) | {LAMBDA_POOL}
+
+
+def test_calico_groups_have_unique_keys_and_nothing_open_to_the_world() -> None:
+    mesh = calico_mesh()
+    for cluster in openstack_clusters(mesh):
+        rules = security_group(mesh, cluster)
+        assert [k for k, n in Counter(r.key for r in rules).items() if n > 1] == []
+        for rule in rules:
+            assert rule.remote == SELF or ip_network(rule.remote).prefixlen > 0, rule
+            assert all(c.isalnum() or c in "-._" for c in rule.key), rule.key
+
+
+def test_a_world_wide_pod_range_is_refused() -> None:
+    """A peer whose pod CIDR is the whole Internet must fail loudly, not open every port to everyone."""
+    mesh = mesh_of(kappa(), {**nu_existing(), "podCidrs": ["0.0.0.0/0"]})
+    cluster, peer = mesh.clusters
+    assert isinstance(cluster, OpenStackCluster)
+    with pytest.raises(ValueError, match="whole Internet"):
+        peer_rules(mesh, cluster, peer)
+
+
+def test_portless_protocols_take_no_ports_and_any_is_no_protocol_to_neutron() -> None:
+    """A port range on `any` or `ipip` is meaningless to Neutron; the word `any` is not a protocol it knows."""
+    with pytest.raises(ValueError):
+        IngressRule(ANY, 1, 65535, SELF, "every port")
+    with pytest.raises(ValueError):
+        IngressRule(IPIP, 4, 4, SELF, "protocol number as a port")
+    assert IngressRule(ANY, None, None, "10.105.0.0/16", "pods").key == "any-10.105.0.0-16"
+    assert IngressRule(IPIP, None, None, SELF, "ipip").key == "ipip-self"
+    assert IngressRule(ANY, None, None, SELF, "all").neutron_protocol is None
+    assert IngressRule(IPIP, None, None, SELF, "ipip").neutron_protocol == "ipip"
+    assert IngressRule("tcp", 22, 22, SELF, "ssh").neutron_protocol == "tcp"
+
+
+def neutron_rule(rule: IngressRule, group_id: str) -> dict[str, Any]:
+    """The Neutron API body of a rule, as the pulumi-openstack SecGroupRule sends it (no protocol: omitted)."""
+    body: dict[str, Any] = {
+        "security_group_id": group_id,
+        "direction": "ingress",
+        "ethertype": rule.ethertype,
+        "description": rule.description,
+        "port_range_min": rule.port_min,
+        "port_range_max": rule.port_max,
+    }
+    if rule.neutron_protocol is not None:
+        body["protocol"] = rule.neutron_protocol
+    if rule.remote == SELF:
+        body["remote_group_id"] = group_id
+    else:
+        body["remote_ip_prefix"] = rule.remote
+    return body
+
+
+@pytest.mark.parametrize("encapsulation", ["IPIP", "VXLAN", "None"])
+def test_neutron_accepts_every_rule_of_a_calico_clusters_group(
+    encapsulation: str, neutron_server: NeutronServer
+) -> None:
+    """The real Neutron API takes `ipip` and protocol-less rules beside the rest, none refused as a duplicate;
+    the word `any` itself it refuses, which is why components must send `neutron_protocol`."""
+    mesh = mesh_of(kappa(encapsulation), lambda_(), mu(), nu_existing())
+    cluster = openstack_clusters(mesh)[0]
+    client = neutron_server.client
+    project = f"calico-{encapsulation.lower()}"
+    group = client.create("security_group", {"name": f"kappa-{encapsulation}"}, project_id=project)
+    rules = security_group(mesh, cluster)
+    for rule in rules:
+        client.create("security_group_rule", neutron_rule(rule, group["id"]), project_id=project)
+    created = client.list("security_group_rule", security_group_id=group["id"], direction="ingress")
+    assert sorted(
+        (r["protocol"] or "", r["port_range_min"] or 0, r["remote_ip_prefix"] or "") for r in created
+    ) == sorted((r.neutron_protocol or "", r.port_min or 0, "" if r.remote == SELF else r.remote) for r in rules)
+    wrong = IngressRule(ANY, None, None, "10.200.0.0/16", "pods")
+    with pytest.raises(NeutronRefused, match="protocol"):
+        client.create(
+            "security_group_rule", {**neutron_rule(wrong, group["id"]), "protocol": "any"}, project_id=project
+        )

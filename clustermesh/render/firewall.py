@@ -7,6 +7,12 @@ peer or a node creates rules and replaces none (Neutron rules cannot be updated,
 
 Peers are admitted by their nodes' addresses, never by their security group: a peer may live in another
 project or cloud, or not on OpenStack at all.
+
+A cluster with `cni: calico` runs Calico (Tigera operator) with Cilium chained on it: Calico's own ports follow
+Calico's network requirements (docs: getting-started/kubernetes/requirements, "Network requirements": BGP
+179/tcp, IP-in-IP protocol 4, VXLAN 4789/udp, Typha 5473/tcp), and as Cilium routes natively there, pods'
+addresses are on the wire: its own pool, and each natively routed peer's pod range, are admitted on every
+protocol (Cilium's native routing: "firewalls must allow pod-to-pod traffic on all ports").
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 
 from clustermesh.model import (
+    CalicoEncapsulation,
+    CniMode,
     DistroName,
     Encryption,
     ExistingCluster,
     MeshConfig,
     OpenStackCluster,
+    RoutingMode,
     ServiceType,
     TunnelProtocol,
 )
@@ -30,7 +39,14 @@ from clustermesh.render.metallb import MEMBERLIST_PORT
 
 SELF = "self"
 """A rule's `remote` that admits the cluster's own security group (Neutron's remote_group_id)."""
-PROTOCOLS = frozenset({"tcp", "udp", "icmp"})
+ANY = "any"
+"""Every IP protocol: a Neutron rule with no protocol. Components pass `IngressRule.neutron_protocol`, which is
+None for it, never the word itself (Neutron would refuse `any`)."""
+IPIP = "ipip"
+"""IP-in-IP, IP protocol 4, by the name Neutron accepts (neutron-lib constants: PROTO_NAME_IPIP = 'ipip')."""
+PROTOCOLS = frozenset({"tcp", "udp", "icmp", IPIP, ANY})
+PORTLESS = frozenset({"icmp", IPIP, ANY})
+"""Protocols whose rules have no port range (Neutron takes ports for tcp, udp and the like only)."""
 ETHERTYPES = frozenset({"IPv4", "IPv6"})
 
 SSH_PORT = 22
@@ -43,6 +59,11 @@ HEALTH_PORT = 4240
 WIREGUARD_PORT = 51871
 TUNNEL_PORTS = {TunnelProtocol.VXLAN: 8472, TunnelProtocol.GENEVE: 6081}
 """Cilium's defaults (the chart's `tunnelPort: 0`), which the program does not change."""
+CALICO_BGP_PORT = 179
+CALICO_VXLAN_PORT = 4789
+"""Calico's VXLAN port (FelixConfiguration vxlanPort's default), not Cilium's 8472."""
+CALICO_TYPHA_PORT = 5473
+"""Where Felix on every node dials Typha (the operator always runs Typha)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -50,9 +71,9 @@ class IngressRule:
     """One ingress rule of a security group: a protocol and port range, from a CIDR or from the group itself."""
 
     protocol: str
-    """tcp, udp or icmp."""
+    """tcp, udp, icmp, IPIP or ANY."""
     port_min: int | None
-    """None for icmp, which then admits every ICMP type (echo, and path-MTU messages the tunnels rely on)."""
+    """None for icmp (every ICMP type: echo, and path-MTU messages the tunnels rely on), IPIP and ANY."""
     port_max: int | None
     remote: str
     """A CIDR, or SELF for the cluster's own security group."""
@@ -64,12 +85,19 @@ class IngressRule:
         # The ordering compares port_min across rules of one protocol only, so None and numbers never meet.
         if self.protocol not in PROTOCOLS or self.ethertype not in ETHERTYPES:
             raise ValueError(f"unsupported rule {self.protocol}/{self.ethertype}")
-        if (self.protocol == "icmp") != (self.port_min is None) or (self.port_min is None) != (self.port_max is None):
+        portless = self.protocol in PORTLESS
+        if portless != (self.port_min is None) or (self.port_min is None) != (self.port_max is None):
             raise ValueError(f"{self.protocol} rule with ports {self.port_min}-{self.port_max}")
 
     @property
+    def neutron_protocol(self) -> str | None:
+        """The rule's protocol as Neutron takes it: None (no protocol: all of them) for ANY."""
+        return None if self.protocol == ANY else self.protocol
+
+    @property
     def key(self) -> str:
-        """Unique within one security group, and usable in a Pulumi resource name: `tcp-6443-10.0.0.0-24`."""
+        """Unique within one security group, and usable in a Pulumi resource name: `tcp-6443-10.0.0.0-24`,
+        `any-10.101.0.0-16`, `ipip-self`."""
         ports = ""
         if self.port_min is not None:
             ports = f"-{self.port_min}" if self.port_min == self.port_max else f"-{self.port_min}-{self.port_max}"
@@ -116,7 +144,9 @@ def _own_node_rules(cluster: OpenStackCluster) -> Iterator[IngressRule]:
     yield IngressRule("tcp", *ETCD_PORTS, SELF, "embedded etcd between servers: client, peer and metrics")
     yield _tcp(HEALTH_PORT, SELF, "cilium-health probes between nodes")
     yield IngressRule("icmp", None, None, SELF, "cilium-health echo between nodes, and path-MTU messages")
-    yield _tunnel(cluster, SELF, "the cluster's nodes")
+    if cluster.routing.mode is RoutingMode.TUNNEL:
+        yield _tunnel(cluster, SELF, "the cluster's nodes")
+    yield from _calico_rules(cluster)
     if cluster.apiserver_load_balancer.metallb is not None:
         # Speakers elect the node that answers ARP for each address over memberlist; without it failover
         # waits for Kubernetes to notice a node is gone.
@@ -124,6 +154,37 @@ def _own_node_rules(cluster: OpenStackCluster) -> Iterator[IngressRule]:
             yield IngressRule(
                 protocol, MEMBERLIST_PORT, MEMBERLIST_PORT, SELF, "MetalLB speakers' memberlist (L2 failover)"
             )
+
+
+def calico_chained(cluster: OpenStackCluster | ExistingCluster) -> bool:
+    """Whether the program runs Calico on `cluster` (an OpenStack cluster with `cni: calico`)."""
+    return isinstance(cluster, OpenStackCluster) and cluster.cni is CniMode.CALICO
+
+
+def _calico_rules(cluster: OpenStackCluster) -> Iterator[IngressRule]:
+    """What Calico needs between the cluster's own nodes, and the pod traffic of its own pool.
+
+    Calico's network requirements: Typha 5473/tcp (Felix on every node dials it), BGP 179/tcp where BIRD
+    routes (the operator requires BGP for IPIP and unencapsulated pools), IP protocol 4 for IP-in-IP, 4789/udp
+    for VXLAN. Its pool is admitted on every protocol: Cilium routes natively, so pod-sourced packets that Calico
+    does not encapsulate (all of them without encapsulation, and replies between nodes) carry pod addresses.
+    Without encapsulation the nodes also reach each other's pods from their own addresses (the API server
+    calling a webhook, a NodePort's SNATed traffic), on any port: the group admits itself on every protocol.
+    """
+    if not calico_chained(cluster):
+        return
+    encapsulation = cluster.calico_settings.encapsulation
+    yield _tcp(CALICO_TYPHA_PORT, SELF, "Calico Typha: Felix on every node")
+    if encapsulation in (CalicoEncapsulation.IPIP, CalicoEncapsulation.NONE):
+        yield _tcp(CALICO_BGP_PORT, SELF, "Calico BGP (BIRD) between the cluster's nodes")
+    if encapsulation is CalicoEncapsulation.IPIP:
+        yield IngressRule(IPIP, None, None, SELF, "Calico IP-in-IP between the cluster's nodes")
+    if encapsulation is CalicoEncapsulation.VXLAN:
+        yield IngressRule("udp", CALICO_VXLAN_PORT, CALICO_VXLAN_PORT, SELF, "Calico VXLAN between the cluster's nodes")
+    if encapsulation is CalicoEncapsulation.NONE:
+        yield IngressRule(ANY, None, None, SELF, "unencapsulated Calico: nodes reach each other's pods")
+    remote, ethertype = _remote(cluster.calico_pool)
+    yield IngressRule(ANY, None, None, remote, "pod traffic of the cluster's Calico pool", ethertype)
 
 
 def _admin_rules(cluster: OpenStackCluster) -> Iterator[IngressRule]:
@@ -175,20 +236,37 @@ def _peer_cidrs(peer: OpenStackCluster | ExistingCluster) -> set[IPv4Network | I
     return {cidr for pool in peer.node_pools for cidr in pool.reserved}
 
 
+def native_pod_cidrs(cluster: OpenStackCluster | ExistingCluster) -> list[IPv4Network | IPv6Network]:
+    """The pod addresses `cluster` puts on the wire towards its peers: none in tunnel mode; its Calico pool
+    when the program runs Calico there; an existing natively routed cluster's IPv4 pod CIDRs.
+
+    What a Calico cluster admits from a peer (`peer_rules`), and what it keeps out of its own allocation and
+    NAT with a disabled IP pool (`clustermesh.render.calico.peer_pool`).
+    """
+    if cluster.routing.mode is not RoutingMode.NATIVE:
+        return []
+    if isinstance(cluster, OpenStackCluster):
+        return [cluster.calico_pool] if calico_chained(cluster) else []
+    return list(cluster.ipv4_pod_cidrs)
+
+
 def peer_rules(
     mesh: MeshConfig, cluster: OpenStackCluster, peer: OpenStackCluster | ExistingCluster
 ) -> list[IngressRule]:
     """What admits `peer`'s nodes into `cluster`'s security group: tunnel, health, clustermesh-apiserver.
 
     Keys hold the CIDR, and peers' node addresses are distinct, so the rules of two peers never share a key.
-    Pod traffic needs nothing more: it crosses in the tunnel, between node addresses.
+    In tunnel mode pod traffic needs nothing more: it crosses in the tunnel, between node addresses. A cluster
+    running Calico routes natively (no Cilium tunnel): the peer's pods reach it from their own addresses, so
+    the peer's pod range (`native_pod_cidrs`) is admitted on every protocol.
     """
     who = f"cluster {peer.name}'s nodes"
     rules: list[IngressRule] = []
     for cidr in _peer_cidrs(peer):
         remote, ethertype = _remote(cidr)
+        if cluster.routing.mode is RoutingMode.TUNNEL:
+            rules.append(_tunnel(cluster, remote, who, ethertype))
         rules += [
-            _tunnel(cluster, remote, who, ethertype),
             _tcp(HEALTH_PORT, remote, f"cilium-health probes from {who}", ethertype),
             IngressRule("icmp", None, None, remote, f"cilium-health echo from {who}", ethertype),
             *_wireguard(mesh, remote, who, ethertype),
@@ -201,4 +279,8 @@ def peer_rules(
         if _node_port_service(mesh, cluster):
             port = mesh.apiserver_exposure.node_port
             rules.append(_tcp(port, remote, f"clustermesh-apiserver NodePort from {who}", ethertype))
+    if calico_chained(cluster):
+        for cidr in native_pod_cidrs(peer):
+            remote, ethertype = _remote(cidr)
+            rules.append(IngressRule(ANY, None, None, remote, f"pod traffic of cluster {peer.name}", ethertype))
     return _ordered(rules)
