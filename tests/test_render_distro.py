@@ -1,5 +1,6 @@
-"""Kind `openstack` nodes: cloud-init user data, RKE2/k3s config files, the install and uninstall scripts, the
-secret bundle they read, and the cluster PKI (join token, kubeconfig).
+"""Kind `openstack` nodes: cloud-init user data, RKE2/k3s config files, the install and uninstall scripts (kubeadm's
+too), the secret bundle they read, and the cluster PKI (join token, kubeconfig). kubeadm's documents are
+tests/test_render_kubeadm.py's.
 
 Expected values come from the test's own inputs or from the upstream documents the renderers follow: cloud-init's
 own schema (vendored, draft-04), k3s's token format (docs/cli/token.md: sha256 of server-ca.crt as stored), the
@@ -16,6 +17,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -38,7 +40,7 @@ from policy.rules import SECRET_FORMS
 from tests.conftest import DATA
 
 SCHEMA = json.loads((DATA / "cloud-init-26.2" / "schema-cloud-config-v1.json").read_text())
-VERSIONS = {"rke2": "v1.36.3+rke2r1", "k3s": "v1.36.3+k3s1"}
+VERSIONS = {"rke2": "v1.36.3+rke2r1", "k3s": "v1.36.3+k3s1", "kubeadm": "v1.36.3"}
 JOIN_PORTS = {"rke2": 9345, "k3s": 6443}
 """rke2-docs docs/install/quickstart.md (registration on 9345, the API on 6443); k3s serves both on 6443."""
 DATA_DIRS = {"rke2": "/var/lib/rancher/rke2", "k3s": "/var/lib/rancher/k3s"}
@@ -130,7 +132,7 @@ def test_the_vendored_cloud_init_schema_is_draft_04_and_rejects_an_unknown_key()
     assert not validator.is_valid({"write_files": [{"content": "no path"}]})
 
 
-@pytest.mark.parametrize("distro_name", ["rke2", "k3s"])
+@pytest.mark.parametrize("distro_name", ["rke2", "k3s", "kubeadm"])
 def test_user_data_is_valid_cloud_config(distro_name: str) -> None:
     """cloud-init ignores, with only a warning in its log, keys it does not know: the VM would boot unprepared."""
     document = cloud_init.user_data(stack_cluster(distro_name))
@@ -138,7 +140,7 @@ def test_user_data_is_valid_cloud_config(distro_name: str) -> None:
     jsonschema.Draft4Validator(SCHEMA).validate(yaml.safe_load(document))
 
 
-@pytest.mark.parametrize("distro_name", ["rke2", "k3s"])
+@pytest.mark.parametrize("distro_name", ["rke2", "k3s", "kubeadm"])
 def test_user_data_holds_no_secret_and_no_node_value(distro_name: str) -> None:
     """Nova keeps user data in clear, and a change to it replaces the VM: no secret, and nothing a new node changes."""
     cluster = stack_cluster(distro_name)
@@ -166,6 +168,36 @@ def test_user_data_turns_off_reverse_path_filtering_on_ciliums_interfaces() -> N
     assert "-net.ipv4.conf.lxc*.rp_filter = 0" in lines
     assert "-net.ipv4.conf.cilium_*.rp_filter = 0" in lines
     assert "net.ipv4.conf.all.rp_filter = 0" in lines
+
+
+def test_kubeadm_user_data_prepares_what_kubeadms_preflight_checks() -> None:
+    """kubernetes/website container-runtimes.md: overlay and br_netfilter loaded (and at every boot), bridged traffic
+    through iptables, forwarding on; install-kubeadm.md: swap off. The bridge keys exist only once br_netfilter is in."""
+    document = yaml.safe_load(cloud_init.user_data(stack_cluster("kubeadm")))
+    files = {f["path"]: f["content"] for f in document["write_files"]}
+    modules = next(c for p, c in files.items() if p.startswith("/etc/modules-load.d/"))
+    assert set(modules.split()) == {"overlay", "br_netfilter"}
+    sysctl = next(c for p, c in files.items() if p.startswith("/etc/sysctl.d/") and "ip_forward" in c)
+    settings = dict(line.replace(" ", "").split("=") for line in sysctl.splitlines() if line.strip())
+    assert settings == {
+        "net.ipv4.ip_forward": "1",
+        "net.bridge.bridge-nf-call-iptables": "1",
+        "net.bridge.bridge-nf-call-ip6tables": "1",
+    }
+    commands = document["runcmd"]
+    assert commands[0] == "set -e"
+    assert commands.index("systemctl restart systemd-modules-load.service") < commands.index(
+        "systemctl restart systemd-sysctl.service"
+    )
+    assert "swapoff -a" in commands
+    assert any("/etc/fstab" in c and "swap" in c for c in commands)
+
+
+@pytest.mark.parametrize("distro_name", ["rke2", "k3s"])
+def test_rke2_and_k3s_user_data_leave_kernel_modules_and_swap_to_the_distribution(distro_name: str) -> None:
+    document = yaml.safe_load(cloud_init.user_data(stack_cluster(distro_name)))
+    assert [f["path"] for f in document["write_files"]] == ["/etc/sysctl.d/99-zzz-override_cilium.conf"]
+    assert not any("swap" in c or "modules-load" in c for c in document["runcmd"])
 
 
 # --- distro config ----------------------------------------------------------------------------------------------
@@ -272,7 +304,7 @@ def test_kube_proxy_follows_the_clusters_choice() -> None:
 
 def all_scripts() -> list[tuple[str, str]]:
     scripts = []
-    for distro_name in ("rke2", "k3s"):
+    for distro_name in ("rke2", "k3s", "kubeadm"):
         cluster = stack_cluster(distro_name)
         for kind, node in node_kinds(cluster).items():
             scripts.append((f"{distro_name}-{kind}-install", distro.install_script(cluster, node)))
@@ -347,6 +379,61 @@ def test_a_server_leaves_the_cluster_before_it_is_uninstalled(distro_name: str) 
     assert server.index('delete node "$NODE"') < server.index('"${as_root[@]}" "$uninstaller"')
     agent = distro.uninstall_script(cluster, kinds["agent"])
     assert "readonly ADMIN_KUBECONFIG=''" in agent
+
+
+KUBEADM_REPOSITORY = "https://pkgs.k8s.io/core:/stable:/v1.36/deb/"
+"""kubernetes/website install-kubeadm.md: one repository per minor release, Release.key beside the packages."""
+
+
+def test_kubeadm_install_script_pins_the_release_from_its_minors_repository() -> None:
+    cluster = stack_cluster("kubeadm")
+    script = distro.install_script(cluster, cluster.first_server)
+    assert f"readonly REPOSITORY={KUBEADM_REPOSITORY}" in script
+    assert '"${REPOSITORY}Release.key"' in script
+    assert "readonly PACKAGE_VERSION=1.36.3" in script
+    assert "readonly -a PACKAGES=(kubelet kubeadm kubectl)" in script
+    assert '"$package=$PACKAGE_VERSION-*"' in script
+    assert 'apt-mark hold "${PACKAGES[@]}"' in script
+    assert "SystemdCgroup = true" in script
+    assert "apt_get install containerd" in script
+
+
+@pytest.mark.parametrize(
+    ("kind", "action", "done_file", "waits"),
+    [
+        ("first-server", "init", "/etc/kubernetes/admin.conf", "true"),
+        ("other-server", "join", "/etc/kubernetes/kubelet.conf", "true"),
+        ("agent", "join", "/etc/kubernetes/kubelet.conf", "false"),
+    ],
+)
+def test_kubeadm_initialises_on_the_first_server_and_joins_elsewhere_once(
+    kind: str, action: str, done_file: str, waits: str
+) -> None:
+    """init writes admin.conf and join kubelet.conf: either present means this node was set up, so a re-run skips."""
+    cluster = stack_cluster("kubeadm")
+    script = distro.install_script(cluster, node_kinds(cluster)[kind])
+    assert f"readonly ACTION={action}" in script
+    assert f"readonly DONE_FILE={done_file}" in script
+    assert f"readonly WAIT_FOR_API={waits}" in script
+    assert 'kubeadm "$ACTION" --config "$CONFIG"' in script
+    assert "readonly CONFIG=/etc/kubernetes/clustermesh-kubeadm.yaml" in script
+
+
+def test_a_kubeadm_server_leaves_etcd_then_the_cluster_then_resets() -> None:
+    """kubeadm reset finds the server's etcd member through its Node (cmd/kubeadm/app/util/config/cluster.go reads
+    the node registration from the Node object): removing the Node first would leave the member behind."""
+    cluster = stack_cluster("kubeadm")
+    kinds = node_kinds(cluster)
+    server = distro.uninstall_script(cluster, kinds["other-server"])
+    member = server.index("kubeadm reset phase remove-etcd-member")
+    node = server.index('delete node "$NODE"')
+    reset = server.index("kubeadm reset -f")
+    assert member < node < reset
+    assert server.index("cilium_vxlan") < reset
+    assert "readonly ADMIN_KUBECONFIG=/etc/kubernetes/admin.conf" in server
+    agent = distro.uninstall_script(cluster, kinds["agent"])
+    assert "readonly ADMIN_KUBECONFIG=''" in agent
+    assert "kubeadm reset -f" in agent
 
 
 # --- the install script, run --------------------------------------------------------------------------------------
@@ -481,6 +568,117 @@ def test_install_script_refuses_to_run_without_its_bundle(tmp_path: Path) -> Non
     assert result.returncode != 0
     assert "no configuration bundle on stdin" in result.stderr
     assert sandbox.calls() == []
+
+
+KUBEADM_STUBS = {
+    "cloud-init": STUBS["cloud-init"],
+    "systemctl": STUBS["systemctl"],
+    "journalctl": STUBS["journalctl"],
+    "sudo": STUBS["sudo"],
+    "kubectl": STUBS["kubectl"],
+    "apt-mark": 'echo "apt-mark $*" >>"$STUB_LOG"\n',
+    # Installing "<package>=<version>-*" records <version>-1.1, as pkgs.k8s.io numbers its packages.
+    "apt-get": (
+        'echo "apt-get $*" >>"$STUB_LOG"\n'
+        'for a; do case "$a" in *=*) v=${a#*=}; echo "${v%\\*}1.1" >"$STATE/${a%%=*}";; esac; done\n'
+    ),
+    "dpkg-query": 'for last; do :; done\ncat "$STATE/$last" 2>/dev/null\n',
+    "containerd": '[ "$1 $2" = "config default" ] && printf \'version = 2\\n  SystemdCgroup = false\\n\'\nexit 0\n',
+    "curl": 'while [ "$#" -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done\necho key >"$out"\n',
+    "gpg": 'while [ "$#" -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done\necho keyring >"$out"\n',
+    "kubeadm": 'echo "kubeadm $*" >>"$STUB_LOG"\ncase "$1" in init|join) touch "$DONE" ;; esac\n',
+}
+
+
+class KubeadmSandbox:
+    """kubeadm's install script with every path it writes moved under a temporary directory, and stand-ins for the
+    package tools, containerd, systemctl and kubeadm (which marks the node set up, as init and join do)."""
+
+    def __init__(self, root: Path, cluster: OpenStackCluster, node: Node) -> None:
+        self.root, self.cluster, self.node = root, cluster, node
+        self.bin, self.state = root / "bin", root / "state"
+        self.bin.mkdir()
+        self.state.mkdir()
+        for name, body in KUBEADM_STUBS.items():
+            (self.bin / name).write_text("#!/bin/sh\n" + body)
+            (self.bin / name).chmod(0o755)
+        etc = root / "etc"
+        (etc / "sources.list.d").mkdir(parents=True)  # apt's, there on every image
+        self.config = etc / "kubernetes" / "clustermesh-kubeadm.yaml"
+        self.done = etc / "kubernetes" / "done.conf"
+        self.containerd_config = etc / "containerd" / "config.toml"
+        self.log = root / "stub.log"
+        moved = {
+            "CONFIG": self.config,
+            "KUBERNETES_DIR": etc / "kubernetes",
+            "DONE_FILE": self.done,
+            "ADMIN_KUBECONFIG": self.done,
+            "KEYRING": etc / "keyrings" / "kubernetes.gpg",
+            "SOURCES": etc / "sources.list.d" / "kubernetes.list",
+            "CONTAINERD_CONFIG": self.containerd_config,
+        }
+        lines = distro.install_script(cluster, node).splitlines()
+        for i, line in enumerate(lines):
+            for variable, path in moved.items():
+                if line.startswith(f"readonly {variable}="):
+                    lines[i] = f"readonly {variable}={path}"
+        assert sum(line.startswith("readonly ") and str(root) in line for line in lines) == len(moved)
+        self.script = "\n".join(lines) + "\n"
+
+    def run(self) -> subprocess.CompletedProcess[str]:
+        environment = {
+            "PATH": f"{self.bin}:{os.environ['PATH']}",
+            "STUB_LOG": str(self.log),
+            "STATE": str(self.state),
+            "DONE": str(self.done),
+        }
+        self.log.write_text("")
+        bundle = distro.secret_bundle({str(self.config): "kind: JoinConfiguration\n"})
+        return subprocess.run(
+            ["bash", "-c", self.script], input=bundle, capture_output=True, text=True, env=environment, check=False
+        )
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
+
+def test_kubeadm_install_script_sets_a_node_up_once(tmp_path: Path) -> None:
+    """The first run installs the pinned packages, holds them, configures containerd and runs kubeadm; a re-run with
+    the same input installs nothing and runs kubeadm no more."""
+    cluster = stack_cluster("kubeadm")
+    sandbox = KubeadmSandbox(tmp_path, cluster, node_kinds(cluster)["agent"])
+
+    first = sandbox.run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    calls = sandbox.calls()
+    install = next(c for c in calls if c.startswith("apt-get") and " install " in c and "kubeadm=" in c)
+    assert {"kubelet=1.36.3-*", "kubeadm=1.36.3-*", "kubectl=1.36.3-*"} <= set(install.split())
+    assert "apt-mark hold kubelet kubeadm kubectl" in calls
+    assert f"kubeadm join --config {sandbox.config}" in calls
+    assert "systemctl enable --now kubelet" in calls
+    assert re.search(r"^\s*SystemdCgroup = true$", sandbox.containerd_config.read_text(), re.MULTILINE)
+    assert "systemctl restart containerd" in calls
+    assert sandbox.config.read_text() == "kind: JoinConfiguration\n"
+
+    again = sandbox.run()
+    assert again.returncode == 0, again.stdout + again.stderr
+    calls = sandbox.calls()
+    assert not any(c.startswith("apt-get") for c in calls), calls
+    assert not any(c.startswith("kubeadm") for c in calls), calls
+    assert "systemctl restart containerd" not in calls
+    assert "kubeadm join ran before" in again.stdout
+
+
+def test_kubeadm_install_script_refuses_to_change_the_version_of_a_node_it_set_up(tmp_path: Path) -> None:
+    cluster = stack_cluster("kubeadm")
+    sandbox = KubeadmSandbox(tmp_path, cluster, node_kinds(cluster)["agent"])
+    assert sandbox.run().returncode == 0
+    for package in ("kubelet", "kubeadm", "kubectl"):
+        (sandbox.state / package).write_text("1.35.9-1.1\n")
+    result = sandbox.run()
+    assert result.returncode != 0
+    assert "kubeadm upgrade" in result.stderr
+    assert not any(c.startswith("apt-get") for c in sandbox.calls())
 
 
 # --- the secret bundle ----------------------------------------------------------------------------------------

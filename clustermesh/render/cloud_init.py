@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from clustermesh.model.openstack import OpenStackCluster
+from clustermesh.model.openstack import DistroName, OpenStackCluster
 
 CILIUM_SYSCTL_PATH = "/etc/sysctl.d/99-zzz-override_cilium.conf"
 CILIUM_SYSCTL = """
@@ -32,6 +32,21 @@ interfaces,
 Cilium's included, and reverse-path filtering drops packets Cilium routes (cilium/cilium#10645). Writing it at
 boot covers the node before the agent's first start; identical bytes mean the init container finds it up to date
 and does not restart systemd-sysctl, which would re-apply every sysctl.d file to the running host."""
+KUBEADM_MODULES_PATH = "/etc/modules-load.d/k8s.conf"
+KUBEADM_MODULES = ("overlay", "br_netfilter")
+KUBEADM_SYSCTL_PATH = "/etc/sysctl.d/k8s.conf"
+KUBEADM_SYSCTL = {
+    "net.bridge.bridge-nf-call-iptables": 1,
+    "net.bridge.bridge-nf-call-ip6tables": 1,
+    "net.ipv4.ip_forward": 1,
+}
+"""What a node needs before kubeadm: containerd's overlay snapshotter, bridged traffic through iptables, and
+forwarding, which kubeadm's preflight requires (kubernetes/website container-runtimes.md, "Forwarding IPv4 and
+letting iptables see bridged traffic", with these files). RKE2 and k3s load and set these themselves."""
+SWAP_OFF = "swapoff -a"
+SWAP_OUT_OF_FSTAB = r"sed -i -E 's/^([^#].*[[:space:]]swap[[:space:]].*)$/# \1/' /etc/fstab"
+"""The kubelet refuses to start with swap on, unless configured to allow it (install-kubeadm.md: "Swap disabled");
+the fstab entries are commented out so swap stays off after a reboot."""
 BPFFS = "/sys/fs/bpf"
 BPFFS_OPTIONS = "rw,nosuid,nodev,noexec,relatime,mode=700"
 """As Cilium's `sys-fs-bpf.mount` example has them (Documentation/network/kubernetes/configuration.rst)."""
@@ -45,22 +60,37 @@ def user_data(cluster: OpenStackCluster) -> str:
     that API filesystem ("Cannot create mount unit for API file system /sys/fs/bpf. Refusing.", cilium/cilium
     #10955), so enabling one fails on every supported image (Ubuntu 22.04 or later). The boot command mounts
     it only where it is missing; Cilium needs it mounted on the host for its maps to outlive an agent restart.
-    The document is the same for every cluster today; it takes the cluster so one could differ without a new
-    signature.
+    The document depends only on the cluster's distribution: a kubeadm node also loads the kernel modules and sets
+    the sysctls kubeadm expects, and turns swap off, which RKE2 and k3s see to themselves.
     """
-    del cluster
-    document: dict[str, Any] = {
-        "write_files": [
-            {"path": CILIUM_SYSCTL_PATH, "content": CILIUM_SYSCTL, "owner": "root:root", "permissions": "0644"}
-        ],
-        "runcmd": [
-            # runcmd's entries become one shell script that reports only its last command's status: stop at
-            # the first failure instead, so cloud-init reports it (and the install command waiting on it fails).
-            "set -e",
-            "systemctl restart systemd-sysctl.service",
-            f"mountpoint -q {BPFFS} || mount -t bpf -o {BPFFS_OPTIONS} bpffs {BPFFS}",
-        ],
-    }
+    kubeadm = cluster.distro.name is DistroName.KUBEADM
+    files = [{"path": CILIUM_SYSCTL_PATH, "content": CILIUM_SYSCTL, "owner": "root:root", "permissions": "0644"}]
+    # runcmd's entries become one shell script that reports only its last command's status: stop at the first
+    # failure instead, so cloud-init reports it (and the install command waiting on it fails).
+    commands = ["set -e"]
+    if kubeadm:
+        files += [
+            {
+                "path": KUBEADM_MODULES_PATH,
+                "content": "".join(f"{module}\n" for module in KUBEADM_MODULES),
+                "owner": "root:root",
+                "permissions": "0644",
+            },
+            {
+                "path": KUBEADM_SYSCTL_PATH,
+                "content": "".join(f"{key} = {value}\n" for key, value in KUBEADM_SYSCTL.items()),
+                "owner": "root:root",
+                "permissions": "0644",
+            },
+        ]
+        # The bridge sysctls exist only once br_netfilter is loaded: the modules first (at every later boot too,
+        # systemd-sysctl runs after systemd-modules-load).
+        commands.append("systemctl restart systemd-modules-load.service")
+    commands.append("systemctl restart systemd-sysctl.service")
+    if kubeadm:
+        commands += [SWAP_OFF, SWAP_OUT_OF_FSTAB]
+    commands.append(f"mountpoint -q {BPFFS} || mount -t bpf -o {BPFFS_OPTIONS} bpffs {BPFFS}")
+    document: dict[str, Any] = {"write_files": files, "runcmd": commands}
     return "#cloud-config\n" + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=120)
 
 

@@ -1,13 +1,18 @@
-"""The certificate authorities the program issues for an RKE2 or k3s cluster, and what follows from them.
+"""The certificate authorities the program issues for a cluster it installs, and what follows from them.
 
 RKE2 and k3s use CA files they find under `<data-dir>/server/tls` when their first server starts for the first
 time, instead of generating their own (k3s docs/cli/certificate.md and rke2-docs docs/security/certificates.md,
-"Using Custom CA Certificates"). The program issues them, so before any VM exists it knows:
-- the admin kubeconfig: a client certificate it signs with the client CA (group system:masters) and the server
-  CA the API's serving certificate chains to, so every Kubernetes resource of the cluster can be previewed;
-- the secure join token: `K10<server CA hash>::server:<password>`, which lets joining nodes check the server
-  they reach before sending credentials (k3s docs/cli/token.md). Without custom CAs the first server could
-  only take the short form, since the hash would not be known until it had generated its CA.
+"Using Custom CA Certificates"). kubeadm does the same with the files under /etc/kubernetes/pki ("If both files
+already exist, kubeadm skips the generation step", kubeadm_init_phase_certs_ca), and a control-plane node joining
+without a certificate key needs them on disk already (cmd/kubeadm/app/phases/certs/certs.go,
+SharedCertificateExists: ca, sa.key with sa.pub, front-proxy-ca, etcd/ca). The program issues them, so before any
+VM exists it knows:
+- the admin kubeconfig: a client certificate it signs with the client CA (group system:masters) and the CA the
+  API's serving certificate chains to, so every Kubernetes resource of the cluster can be previewed;
+- the join token: for RKE2 and k3s the secure form `K10<server CA hash>::server:<password>`, which lets joining nodes
+  check the server they reach before sending credentials (k3s docs/cli/token.md); for kubeadm a bootstrap token,
+  which joining nodes use with the CA's public-key pin (`clustermesh.render.kubeadm.ca_cert_hash`). Without custom
+  CAs neither the hash nor the pin would be known until the first server had generated its CA.
 
 Each CA is a self-signed certificate, one per file. That is the distributions' own default topology (k3s
 docs/cli/certificate.md, "Default CA Topology"); the root and intermediate chain the example script
@@ -22,8 +27,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from clustermesh.model.openstack import OpenStackCluster
+from clustermesh.model.openstack import DistroName, OpenStackCluster
 from clustermesh.render.distro import data_dir
+from clustermesh.render.kubeadm import bootstrap_token
 
 ADMIN_COMMON_NAME = "clustermesh-admin"
 ADMIN_ORGANIZATION = "system:masters"
@@ -36,6 +42,9 @@ TOKEN_USER = "server"
 JOIN_PASSWORD_CONTEXT = b"clustermesh/join-password/v1\x00"
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 
+KUBEADM_PKI_DIR = "/etc/kubernetes/pki"
+"""kubeadm's certificatesDir (ClusterConfiguration's default)."""
+
 # (name, file under server/tls): the CAs both distributions require (k3s docs/cli/certificate.md, "Using Custom CA
 # Certificates"; the same list in rke2-docs docs/security/certificates.md). The etcd CAs are required even
 # without embedded etcd.
@@ -46,24 +55,40 @@ _CAS = (
     ("etcd-peer-ca", "etcd/peer-ca"),
     ("etcd-server-ca", "etcd/server-ca"),
 )
+# (name, file under /etc/kubernetes/pki): the CAs every kubeadm control-plane node must share (SharedCertificateExists,
+# with stacked etcd). One CA serves the API and signs client certificates; front-proxy-ca signs the aggregation
+# layer's client; etcd/ca both etcd's serving and peer certificates.
+_KUBEADM_CAS = (
+    ("ca", "ca"),
+    ("front-proxy-ca", "front-proxy-ca"),
+    ("etcd-ca", "etcd/ca"),
+)
 
 
 @dataclass(frozen=True)
 class CaSpec:
     name: str
-    """server-ca, client-ca, request-header-ca, etcd-peer-ca or etcd-server-ca."""
+    """server-ca, client-ca, request-header-ca, etcd-peer-ca or etcd-server-ca; for kubeadm ca, front-proxy-ca or
+    etcd-ca."""
     common_name: str
     """Stable: a new name issues a new CA, which a running cluster does not take by itself."""
     cert_path: str
     key_path: str
 
 
+def _kubeadm(cluster: OpenStackCluster) -> bool:
+    return cluster.distro.name is DistroName.KUBEADM
+
+
 def tls_dir(cluster: OpenStackCluster) -> str:
+    if _kubeadm(cluster):
+        return KUBEADM_PKI_DIR
     return f"{data_dir(cluster)}/server/tls"
 
 
 def cluster_cas(cluster: OpenStackCluster) -> list[CaSpec]:
-    """The CA certificates and keys to place on the first server before the distribution first starts."""
+    """The CA certificates and keys to place before the distribution first starts: on the first server for RKE2 and
+    k3s, on every server for kubeadm (`clustermesh.render.distro.receives_cluster_pki`)."""
     tls = tls_dir(cluster)
     return [
         CaSpec(
@@ -73,13 +98,35 @@ def cluster_cas(cluster: OpenStackCluster) -> list[CaSpec]:
             cert_path=f"{tls}/{file}.crt",
             key_path=f"{tls}/{file}.key",
         )
-        for name, file in _CAS
+        for name, file in (_KUBEADM_CAS if _kubeadm(cluster) else _CAS)
     ]
+
+
+def api_ca_name(cluster: OpenStackCluster) -> str:
+    """The CA the API's serving certificate chains to: what the kubeconfig trusts and the join token pins."""
+    return "ca" if _kubeadm(cluster) else "server-ca"
+
+
+def client_ca_name(cluster: OpenStackCluster) -> str:
+    """The CA the API trusts for client certificates: it signs the admin certificate."""
+    return "ca" if _kubeadm(cluster) else "client-ca"
 
 
 def service_account_key_path(cluster: OpenStackCluster) -> str:
     """The key that signs service-account tokens: required with custom CAs, and it has no certificate."""
+    if _kubeadm(cluster):
+        return f"{KUBEADM_PKI_DIR}/sa.key"
     return f"{tls_dir(cluster)}/service.key"
+
+
+def service_account_public_key_path(cluster: OpenStackCluster) -> str | None:
+    """Where the service-account key's public half goes, if the distribution reads it from a file of its own.
+
+    kubeadm does: it uses an existing sa.key without writing sa.pub (certs.go, CreateServiceAccountKeyAndPublicKeyFiles
+    returns as soon as the key loads), the API server it configures verifies tokens with sa.pub, and a control-plane
+    node joins only where both are present. RKE2 and k3s derive what they need from service.key.
+    """
+    return f"{KUBEADM_PKI_DIR}/sa.pub" if _kubeadm(cluster) else None
 
 
 def kubeconfig(cluster: OpenStackCluster, server_ca_pem: str, client_cert_pem: str, client_key_pem: str) -> str:
@@ -109,6 +156,14 @@ def kubeconfig(cluster: OpenStackCluster, server_ca_pem: str, client_cert_pem: s
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode("ascii")
+
+
+def join_token(cluster: OpenStackCluster, server_ca_pem: str, seed_pem: str) -> str:
+    """The token every node but the first joins with: k3s's secure form for RKE2 and k3s, a bootstrap token for kubeadm
+    (which checks the CA with a separate pin, `clustermesh.render.kubeadm.ca_cert_hash`)."""
+    if _kubeadm(cluster):
+        return bootstrap_token(seed_pem)
+    return secure_join_token(server_ca_pem, join_password(seed_pem))
 
 
 def secure_join_token(server_ca_pem: str, password: str) -> str:

@@ -1,8 +1,8 @@
-"""KubernetesOverSsh: RKE2 or k3s on a cluster's VMs, installed over SSH, and the credentials to reach it.
+"""KubernetesOverSsh: RKE2, k3s or kubeadm on a cluster's VMs, installed over SSH, and the credentials to reach it.
 
-The program issues the cluster's certificate authorities and an admin client certificate itself (RKE2 and k3s
-take custom CAs placed before their first start), so the kubeconfig, and with it every Kubernetes resource of
-the cluster, is known at preview: nothing is read back from a node. The join token is the program's too.
+The program issues the cluster's certificate authorities and an admin client certificate itself (RKE2, k3s and
+kubeadm take custom CAs placed before their first start), so the kubeconfig, and with it every Kubernetes resource
+of the cluster, is known at preview: nothing is read back from a node. The join token is the program's too.
 
 Secrets travel only on each command's stdin with logging off; the scripts themselves hold none. Each node has
 its own command: adding an agent runs one command and touches no other node, and a re-run changes nothing.
@@ -16,14 +16,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 import pulumi_tls as tls
-import yaml
 
 from clustermesh.model import Node, NodeRole, OpenStackCluster
 from clustermesh.render import cluster_pki, distro
 from components.tokens import KUBERNETES_OVER_SSH
 
 CA_VALIDITY_HOURS = 10 * 8766
-"""The cluster CAs live as long as the cluster: RKE2 and k3s do not rotate custom CAs by themselves."""
+"""The cluster CAs live as long as the cluster: RKE2, k3s and kubeadm do not rotate custom CAs by themselves."""
 ADMIN_VALIDITY_HOURS = 8766
 ADMIN_EARLY_RENEWAL_HOURS = 30 * 24
 """A `pulumi up` in the last month re-issues the admin certificate; the CAs stay."""
@@ -73,13 +72,16 @@ class KubernetesOverSsh(pulumi.ComponentResource):
         # ECDSA, which the API server signs service-account tokens with (ES256) as it does with RSA.
         service_account = self._key(f"{name}-service-account")
         files[cluster_pki.service_account_key_path(cluster)] = pulumi.Output.secret(service_account.private_key_pem)
+        public_key_path = cluster_pki.service_account_public_key_path(cluster)
+        if public_key_path is not None:
+            files[public_key_path] = service_account.public_key_pem
 
-        server_ca = cas["server-ca"][1]
-        self.kubeconfig = self._admin_kubeconfig(name, server_ca, *cas["client-ca"])
+        server_ca = cas[cluster_pki.api_ca_name(cluster)][1]
+        self.kubeconfig = self._admin_kubeconfig(name, server_ca, *cas[cluster_pki.client_ca_name(cluster)])
         seed = self._key(f"{name}-join-token")
         token: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(server_ca.cert_pem, seed.private_key_pem).apply(
-                lambda v: cluster_pki.secure_join_token(v[0], cluster_pki.join_password(v[1]))
+                lambda v: cluster_pki.join_token(cluster, v[0], v[1])
             )
         )
 
@@ -87,11 +89,13 @@ class KubernetesOverSsh(pulumi.ComponentResource):
         first: command.remote.Command | None = None
         for node in cluster.nodes:  # servers first
             server = node.pool.role is NodeRole.SERVER
-            # The first server starts the cluster (with the CA files), other servers join it, and agents join
-            # once every server runs.
+            # The first server starts the cluster, other servers join it, and agents join once every server runs.
+            # The CA files go to the servers that take them (the first one; every one with kubeadm).
             after: list[pulumi.Resource] = [] if first is None else [first] if server else list(self.installed)
-            node_files = dict(files) if first is None else {}
-            install = self._install(node, args, ssh=ssh, token=token, files=node_files, after=after)
+            node_files = dict(files) if distro.receives_cluster_pki(cluster, node) else {}
+            install = self._install(
+                node, args, ssh=ssh, token=token, server_ca_pem=server_ca.cert_pem, files=node_files, after=after
+            )
             first = first or install
             if server:
                 self.installed.append(install)
@@ -139,16 +143,16 @@ class KubernetesOverSsh(pulumi.ComponentResource):
         *,
         ssh: command.Provider,
         token: pulumi.Output[str],
+        server_ca_pem: pulumi.Output[str],
         files: Mapping[str, pulumi.Output[str]],
         after: list[pulumi.Resource],
     ) -> command.remote.Command:
         cluster = self._cluster
         config_path = distro.config_path(cluster)
+        node_files = pulumi.Output.all(**files) if files else pulumi.Output.from_input({})
         bundle: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(token, pulumi.Output.all(**files) if files else pulumi.Output.from_input({})).apply(
-                lambda v: distro.secret_bundle(
-                    {config_path: yaml.safe_dump(distro.distro_config(cluster, node, v[0]), sort_keys=True), **v[1]}
-                )
+            pulumi.Output.all(token, server_ca_pem, node_files).apply(
+                lambda v: distro.secret_bundle({config_path: distro.config_text(cluster, node, v[0], v[1]), **v[2]})
             )
         )
         bastion = cluster.ssh.bastion
@@ -174,7 +178,7 @@ class KubernetesOverSsh(pulumi.ComponentResource):
             create=distro.install_script(cluster, node),
             delete=distro.uninstall_script(cluster, node),
             stdin=bundle,
-            # The bundle holds the join token and, on the first server, the CA keys: nothing of a run is logged.
+            # The bundle holds the join token and, on servers that take them, the CA keys: nothing of a run is logged.
             logging=command.remote.Logging.NONE,
             triggers=[machine.id] if isinstance(machine, pulumi.CustomResource) else None,
             opts=pulumi.ResourceOptions(
