@@ -28,6 +28,8 @@ from components.openstack.infrastructure import (
 from components.openstack.kubernetes import KubernetesOverSsh, KubernetesOverSshArgs
 from components.tokens import MESH_CLUSTER
 
+WAIT_FOR = "pulumi.com/waitFor"
+"""pulumi-kubernetes waits, on create and update, until the object meets this condition."""
 RELEASE_TIMEOUT_SECONDS = 900
 """On fresh VMs Cilium pulls its images while MetalLB waits for Cilium's network and Cilium's release waits for
 MetalLB's address: more than Helm's default 300 s."""
@@ -123,7 +125,9 @@ class MeshCluster(pulumi.ComponentResource):
                 k8s.core.v1.ConfigMap(
                     f"{name}-cni-configuration",
                     metadata=k8s.meta.v1.ObjectMetaArgs(name=CALICO_CHAINING_CONFIGMAP, namespace=cilium.NAMESPACE),
-                    data=calico_chaining_configmap_data(),
+                    data=calico_chaining_configmap_data(spec.calico_settings.mtu)
+                    if isinstance(spec, OpenStackCluster)
+                    else calico_chaining_configmap_data(),
                     opts=on_cluster,
                 )
             )
@@ -206,11 +210,16 @@ class MeshCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=ready)),
         )
         manifest = calico.installation(spec)
+        metadata = manifest["metadata"]
         installation = k8s.apiextensions.CustomResource(
             f"{name}-calico-installation",
             api_version=manifest["apiVersion"],
             kind=manifest["kind"],
-            metadata=k8s.meta.v1.ObjectMetaArgs(**manifest["metadata"]),
+            # Ready once the operator has made Calico's own pool: the peers' pools (and Cilium) wait for it, since
+            # without Calico's API server the operator creates its pool only where none exists yet.
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                **metadata, annotations={**metadata.get("annotations", {}), WAIT_FOR: "condition=Ready"}
+            ),
             spec=manifest["spec"],
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[release])),
         )

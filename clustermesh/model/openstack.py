@@ -37,7 +37,7 @@ from clustermesh.model.common import (
 APISERVER_PORT = 6443
 """The Kubernetes API, on RKE2 and k3s servers alike."""
 METALLB_CHART_VERSION = "0.16.1"
-CALICO_VERSION = "v3.31.3"
+CALICO_VERSION = "v3.32.1"
 DEFAULT_BOOT_VOLUME_GB = 40
 
 
@@ -260,6 +260,9 @@ class Calico(_Model):
     """Each node takes addresses in blocks of this size."""
     ip_pool: IPNetwork | None = None
     """The IP pool; the cluster's IPv4 pod CIDR when absent."""
+    mtu: WholeNumber = Field(default=1400, ge=1280, le=9000)
+    """The pods' MTU. The chained configuration replaces Calico's own, so Calico's detection does not apply: an
+    OpenStack tenant network is often 1450, less 50 for VXLAN (20 for IPIP)."""
 
 
 class Bastion(_Model):

@@ -570,7 +570,6 @@ class OpenStack:
             "tenantId": args.get("tenantId") or FABRICATED_PROJECT_ID,
         }
 
-
     def get_router(self, args: State) -> State:
         router_id = str(args.get("routerId") or fabricated_uuid(GET_ROUTER, args.get("name") or _lookup_key(args)))
         tags = list(args.get("tags") or [])

@@ -10,8 +10,10 @@ CALICO_MTU = 1440
 """Calico's IP-in-IP default MTU, as in Cilium's chaining guide."""
 
 
-def calico_chaining_conflist() -> dict[str, Any]:
-    """The generic-veth conflist of Cilium's Calico chaining guide: Calico plumbs and allocates, Cilium enforces."""
+def calico_chaining_conflist(mtu: int = CALICO_MTU) -> dict[str, Any]:
+    """The generic-veth conflist of Cilium's Calico chaining guide: Calico plumbs and allocates, Cilium enforces.
+
+    It replaces Calico's own conflist, so Calico's MTU detection does not apply: `mtu` must fit the network."""
     return {
         "name": "generic-veth",
         "cniVersion": "0.3.1",
@@ -20,7 +22,7 @@ def calico_chaining_conflist() -> dict[str, Any]:
                 "type": "calico",
                 "log_level": "info",
                 "datastore_type": "kubernetes",
-                "mtu": CALICO_MTU,
+                "mtu": mtu,
                 "ipam": {"type": "calico-ipam"},
                 "policy": {"type": "k8s"},
                 "kubernetes": {"kubeconfig": "/etc/cni/net.d/calico-kubeconfig"},
@@ -31,6 +33,6 @@ def calico_chaining_conflist() -> dict[str, Any]:
     }
 
 
-def calico_chaining_configmap_data() -> dict[str, str]:
+def calico_chaining_configmap_data(mtu: int = CALICO_MTU) -> dict[str, str]:
     """The data of the ConfigMap the chart's `cni.configMap` points at."""
-    return {"cni-config": json.dumps(calico_chaining_conflist(), indent=2)}
+    return {"cni-config": json.dumps(calico_chaining_conflist(mtu), indent=2)}

@@ -102,7 +102,7 @@ def _calico_rules(at: str, cluster: OpenStackCluster) -> Iterator[Problem]:
     pool = cluster.calico_pool
     path = f"{at}.calico.ipPool" if settings.ip_pool is not None else f"{at}.podCidrs[0]"
     if not PINNED_CALICO_VERSION.fullmatch(settings.version):
-        yield Problem(f"{at}.calico.version", f"{settings.version!r} is not a pinned Calico release such as v3.31.3")
+        yield Problem(f"{at}.calico.version", f"{settings.version!r} is not a pinned Calico release such as v3.32.1")
     if not any(pool.version == c.version and pool.subnet_of(c) for c in cluster.pod_cidrs):  # type: ignore[arg-type]
         yield Problem(path, f"{pool} is not inside the cluster's pod CIDRs")
         return

@@ -382,7 +382,7 @@ def ingress_rule(
         resource_name,
         direction="ingress",
         ethertype=rule.ethertype,
-        protocol=rule.protocol,
+        protocol=rule.neutron_protocol,
         port_range_min=rule.port_min,
         port_range_max=rule.port_max,
         remote_ip_prefix=None if rule.remote == SELF else rule.remote,
