@@ -223,6 +223,8 @@ VARIANTS: dict[str, Callable[[], tuple[dict[str, str], frozenset[str]]]] = {
     "openstack rke2 with metallb (tutorial 000)": _stack("openstack-rke2"),
     "openstack k3s with octavia (tutorial 002)": _stack("openstack-k3s"),
     "openstack k3s with wireguard": _wireguard,
+    "openstack kubeadm chained on calico (tutorial 004)": _stack("openstack-kubeadm"),
+    "openstack calico mesh (tutorial 003's intent)": _stack("openstack-calico-mesh"),
 }
 
 

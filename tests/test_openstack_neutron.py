@@ -178,3 +178,20 @@ def test_a_network_the_program_creates_is_accepted_with_its_router_and_floating_
     assert real["allocation_pools"] == [{"start": "192.168.40.100", "end": "192.168.40.200"}]
     assert real["gateway_ip"] == "192.168.40.1"
     assert real["dns_nameservers"] == ["192.0.2.53"]
+
+
+def test_a_pod_route_through_an_address_off_the_routers_subnets_is_refused(neutron_server: NeutronServer) -> None:
+    """The route Calico's pool needs is only as good as its next hop: Neutron checks it is on the router's subnets."""
+    config = yaml.safe_load((PROJECT_DIR / "Pulumi.openstack-calico-mesh.yaml").read_text())["config"]
+    plan = plan_of(config)
+    route = next(n for n in plan.nodes if n.type == "openstack:networking/routerRoute:RouterRoute")
+    inputs = {**route.inputs, "nextHop": "192.0.2.77"}
+    with pytest.raises(NeutronRefused) as refused:
+        apply_plan(
+            [n if n.urn != route.urn else Node(**{**vars(n), "inputs": inputs}) for n in plan.nodes],
+            plan.calls,
+            client=neutron_server.client,
+            existing_subnets=existing_subnets(config),
+            existing_routers=existing_routers(config),
+        )
+    assert refused.value.error_type == "InvalidRoutes"

@@ -28,6 +28,9 @@ from tests.test_incremental import CLUSTERMESH_SECRETS, REMOTE_USERS
 
 RKE2_STACK = PROJECT_DIR / "Pulumi.openstack-rke2.yaml"
 K3S_STACK = PROJECT_DIR / "Pulumi.openstack-k3s.yaml"
+KUBEADM_STACK = PROJECT_DIR / "Pulumi.openstack-kubeadm.yaml"
+CALICO_MESH_STACK = PROJECT_DIR / "Pulumi.openstack-calico-mesh.yaml"
+ALL_STACKS = [RKE2_STACK, K3S_STACK, KUBEADM_STACK, CALICO_MESH_STACK]
 
 CLUSTER3 = {
     "name": "cluster3",
@@ -257,7 +260,7 @@ CLOUD_INIT_SCHEMA = json.loads((DATA / "cloud-init-26.2" / "schema-cloud-config-
 METALLB = DATA / "metallb-0.16.1"
 
 
-@pytest.mark.parametrize("stack_file", [RKE2_STACK, K3S_STACK], ids=lambda p: p.name)
+@pytest.mark.parametrize("stack_file", ALL_STACKS, ids=lambda p: p.name)
 def test_every_planned_user_data_is_cloud_config_cloud_init_accepts(stack_file: Path) -> None:
     plan = plan_config(stack_config(stack_file))
     documents = {inputs(n)["userData"] for n in of_type(plan, "openstack:compute/instance:Instance")}
@@ -267,7 +270,7 @@ def test_every_planned_user_data_is_cloud_config_cloud_init_accepts(stack_file: 
         jsonschema.Draft4Validator(CLOUD_INIT_SCHEMA).validate(yaml.safe_load(document))
 
 
-@pytest.mark.parametrize("stack_file", [RKE2_STACK, K3S_STACK], ids=lambda p: p.name)
+@pytest.mark.parametrize("stack_file", ALL_STACKS, ids=lambda p: p.name)
 def test_every_planned_ssh_script_passes_shellcheck_and_bash(stack_file: Path, tmp_path: Path) -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck is not None, "shellcheck is not installed: run scripts/system_packages.sh"
@@ -445,3 +448,56 @@ def test_servers_install_first_then_agents_once_every_server_runs(tmp_path: Path
         assert first.urn in commands[f"cluster1-node-{i}-rke2"].dependencies
     for i in (0, 1):
         assert servers <= set(commands[f"cluster1-agent-{i}-rke2"].dependencies)
+
+
+# --- Calico-chained clusters --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def calico_plan() -> CapturedPlan:
+    return plan_config(stack_config(CALICO_MESH_STACK))
+
+
+def test_each_calico_cluster_routes_its_pool_through_its_first_server(calico_plan: CapturedPlan) -> None:
+    config = stack_config(CALICO_MESH_STACK)
+    routes = sorted(
+        (inputs(r)["destinationCidr"], inputs(r)["nextHop"])
+        for r in of_type(calico_plan, "openstack:networking/routerRoute:RouterRoute")
+    )
+    expected = sorted(
+        (c["podCidrs"][0], c["nodePools"][0]["addresses"].split("-")[0]) for c in config["clustermesh:clusters"]
+    )
+    assert routes == expected
+
+
+def test_calico_node_ports_carry_the_mesh_pod_ranges(calico_plan: CapturedPlan) -> None:
+    ranges = set(stack_config(CALICO_MESH_STACK)["clustermesh:nativeRoutingCidrs"])
+    ports = [inputs(p) for p in of_type(calico_plan, "openstack:networking/port:Port")]
+    assert ports
+    for port in ports:
+        assert {pair["ipAddress"] for pair in port["allowedAddressPairs"]} == ranges
+
+
+def test_each_calico_cluster_excludes_its_peers_pod_ranges(calico_plan: CapturedPlan) -> None:
+    config = stack_config(CALICO_MESH_STACK)
+    pools = [n for n in of_type(calico_plan, "kubernetes:crd.projectcalico.org/v1:IPPool")]
+    seen = set()
+    for pool in pools:
+        spec = inputs(pool)["spec"]
+        assert spec["disabled"] is True and spec["natOutgoing"] is False
+        seen.add((pool.name.split("-")[0], spec["cidr"]))
+    names = [c["name"] for c in config["clustermesh:clusters"]]
+    expected = {(c, p["podCidrs"][0]) for c in names for p in config["clustermesh:clusters"] if p["name"] != c}
+    assert seen == expected
+
+
+def test_cilium_chains_on_calico_only_once_calico_is_ready(calico_plan: CapturedPlan) -> None:
+    installations = {n.urn: n for n in of_type(calico_plan, "kubernetes:operator.tigera.io/v1:Installation")}
+    assert len(installations) == 2
+    for installation in installations.values():
+        assert inputs(installation)["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready"
+    cilium = [r for r in of_type(calico_plan, "kubernetes:helm.sh/v3:Release") if inputs(r)["chart"] == "cilium"]
+    for release in cilium:
+        assert set(release.dependencies) & installations.keys()
+        values = inputs(release)["values"]
+        assert values["cni"]["chainingMode"] == "generic-veth" and values["routingMode"] == "native"

@@ -32,11 +32,6 @@ PINNED_DISTRO_VERSION = {
     DistroName.KUBEADM: (re.compile(r"v1\.\d+\.\d+"), "v1.36.3"),
 }
 PINNED_CALICO_VERSION = re.compile(r"v3\.\d+\.\d+")
-KUBEADM_NODE_MASK = {4: 24, 6: 64}
-"""kube-controller-manager's default --node-cidr-mask-size; kubeadm refuses a pod subnet smaller than one node's
-(its ValidatePodSubnetNodeMask: "the size of pod subnet with mask %d is smaller than the size of node subnet")."""
-KUBEADM_NODE_MASK_MAX_DIFF = 16
-"""kubeadm's PodSubnetNodeMaskMaxDiff: a pod subnet more than 16 bits wider than the node mask is refused too."""
 """The installers take an exact release (INSTALL_RKE2_VERSION, INSTALL_K3S_VERSION); a channel would let a node
 added later join with a newer Kubernetes than its servers."""
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -90,9 +85,10 @@ def _datapath_rules(at: str, cluster: OpenStackCluster) -> Iterator[Problem]:
             "required with cni: calico: the router that is the subnet's gateway, to which the program adds the route "
             "to the cluster's pods",
         )
-    if cluster.distro.name is DistroName.KUBEADM:
-        yield from _kubeadm_rules(at, cluster)
-    elif not cluster.distro.control_plane_taint:
+    # kubeadm's pod-subnet-vs-node-mask limit (tutorial 004's /24) does not apply: the program turns off the
+    # controller-manager's node CIDR allocation, which neither Calico nor Cilium's cluster-pool IPAM uses, and
+    # kubeadm checks the limit only with it on (ValidateNetworking).
+    if cluster.distro.name is not DistroName.KUBEADM and not cluster.distro.control_plane_taint:
         yield Problem(f"{at}.distro.controlPlaneTaint", "only applies to kubeadm (RKE2 and k3s servers take workloads)")
 
 
@@ -117,23 +113,6 @@ def _calico_rules(at: str, cluster: OpenStackCluster) -> Iterator[Problem]:
             f"{pool} holds {blocks} Calico block(s) of /{settings.block_size} and the cluster has {nodes} nodes, "
             "each of which takes a block: widen the pool or narrow calico.blockSize",
         )
-
-
-def _kubeadm_rules(at: str, cluster: OpenStackCluster) -> Iterator[Problem]:
-    for i, cidr in enumerate(cluster.pod_cidrs):
-        node_mask = KUBEADM_NODE_MASK[cidr.version]
-        if cidr.prefixlen > node_mask:
-            yield Problem(
-                f"{at}.podCidrs[{i}]",
-                f"{cidr} is smaller than the /{node_mask} kubeadm's controller-manager gives each node; kubeadm "
-                f"refuses it (give /{node_mask} or wider, as tutorial 004's /24)",
-            )
-        elif node_mask - cidr.prefixlen > KUBEADM_NODE_MASK_MAX_DIFF:
-            yield Problem(
-                f"{at}.podCidrs[{i}]",
-                f"{cidr} is more than {KUBEADM_NODE_MASK_MAX_DIFF} bits wider than kubeadm's /{node_mask} node mask; "
-                "kubeadm refuses it",
-            )
 
 
 def _secret_reference(
