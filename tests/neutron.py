@@ -1197,7 +1197,7 @@ def _create_existing_routers(ctx: _Apply, calls: Sequence[Any], routers: Mapping
     for token, args, result in (_plain_parts(_call_parts(call)) for call in calls):
         if token != GET_ROUTER or result.get("id") in ctx.summary.real:
             continue
-        name = args.get("name") or result.get("name")
+        name = str(args.get("name") or result.get("name") or "")
         if name not in routers:
             raise HarnessError(f"getRouter {args}: no subnet given for router {name!r} (existing_routers)")
         (subnet,) = ctx.client.list("subnet", name=routers[name], project_id=ctx.project_id)
