@@ -501,3 +501,33 @@ def test_cilium_chains_on_calico_only_once_calico_is_ready(calico_plan: Captured
         assert set(release.dependencies) & installations.keys()
         values = inputs(release)["values"]
         assert values["cni"]["chainingMode"] == "generic-veth" and values["routingMode"] == "native"
+
+
+@pytest.mark.parametrize("stack_file", [KUBEADM_STACK, CALICO_MESH_STACK], ids=lambda p: p.name)
+def test_every_planned_calico_object_passes_calicos_crds(stack_file: Path) -> None:
+    plan = plan_config(stack_config(stack_file))
+    crds = {
+        "Installation": DATA / "calico-3.32.1" / "operator.tigera.io_installations.yaml",
+        "IPPool": DATA / "calico-3.32.1" / "crd.projectcalico.org_ippools.yaml",
+    }
+    checked = 0
+    for node in plan.nodes:
+        if node.type not in (
+            "kubernetes:operator.tigera.io/v1:Installation",
+            "kubernetes:crd.projectcalico.org/v1:IPPool",
+        ):
+            continue
+        manifest = inputs(node)
+        kind = node.type.rsplit(":", 1)[1]
+        crd = yaml.load(crds[kind].read_text(), Loader=yaml.CSafeLoader)
+        (version,) = crd["spec"]["versions"]
+        jsonschema.Draft7Validator(version["schema"]["openAPIV3Schema"]).validate(
+            {
+                "apiVersion": manifest["apiVersion"],
+                "kind": manifest["kind"],
+                "metadata": manifest["metadata"],
+                "spec": manifest["spec"],
+            }
+        )
+        checked += 1
+    assert checked >= 1
