@@ -24,16 +24,12 @@ def exclude_peer_pod_ranges(parent: pulumi.Resource, mesh: MeshConfig, clusters:
         if not isinstance(spec, OpenStackCluster) or spec.cni is not CniMode.CALICO:
             continue
         opts = pulumi.ResourceOptions(parent=parent, provider=cluster.provider, depends_on=cluster.calico)
-        for peer in mesh.clusters:
-            if peer.name == spec.name:
-                continue
-            for cidr in peer.ipv4_pod_cidrs:
-                manifest = calico.peer_pool(spec, peer.name, cidr)
-                k8s.apiextensions.CustomResource(
-                    f"{spec.name}-{manifest['metadata']['name']}",
-                    api_version=manifest["apiVersion"],
-                    kind=manifest["kind"],
-                    metadata=k8s.meta.v1.ObjectMetaArgs(**manifest["metadata"]),
-                    spec=manifest["spec"],
-                    opts=opts,
-                )
+        for manifest in calico.peer_pools(mesh, spec):
+            k8s.apiextensions.CustomResource(
+                f"{spec.name}-{manifest['metadata']['name']}",
+                api_version=manifest["apiVersion"],
+                kind=manifest["kind"],
+                metadata=k8s.meta.v1.ObjectMetaArgs(**manifest["metadata"]),
+                spec=manifest["spec"],
+                opts=opts,
+            )

@@ -316,8 +316,9 @@ def test_the_operator_manages_the_crds() -> None:
 @pytest.mark.parametrize(
     ("entry", "host"),
     [
-        # RKE2 runs an API proxy on localhost:6443 on every node, which host-networked pods reach.
-        (kpr(kappa()), "localhost"),
+        # Not RKE2's localhost proxy: calico-kube-controllers runs on the pod network, where localhost is the pod's
+        # own (kappa's first server is 10.50.0.10).
+        (kpr(kappa()), "10.50.0.10"),
         # k3s agents have no proxy on 6443: the first server (mu's range starts at 10.70.0.8).
         (kpr({**mu(), "distro": {"name": "k3s", "version": "v1.36.3+k3s1"}}), "10.70.0.8"),
     ],

@@ -260,9 +260,10 @@ class Calico(_Model):
     """Each node takes addresses in blocks of this size."""
     ip_pool: IPNetwork | None = None
     """The IP pool; the cluster's IPv4 pod CIDR when absent."""
-    mtu: WholeNumber = Field(default=1400, ge=1280, le=9000)
-    """The pods' MTU. The chained configuration replaces Calico's own, so Calico's detection does not apply: an
-    OpenStack tenant network is often 1450, less 50 for VXLAN (20 for IPIP)."""
+    mtu: WholeNumber = Field(default=1350, ge=1280, le=9000)
+    """The pods' MTU. The chained configuration replaces Calico's own, so Calico's detection does not apply. Tenant
+    networks are 1450 (ML2/OVS with VXLAN) or 1442 (ML2/OVN with Geneve); VXLAN between nodes costs 50 more, IPIP
+    20: 1350 fits them all."""
 
 
 class Bastion(_Model):

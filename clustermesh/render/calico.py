@@ -135,10 +135,10 @@ def operator_values(cluster: OpenStackCluster) -> dict[str, Any]:
     are written through crd.projectcalico.org/v1 (`peer_pool`). `manageCRDs` (the chart's default, written out)
     makes the operator create and upgrade the CRDs the chart no longer carries.
 
-    Without kube-proxy nothing serves the `kubernetes` Service's address until Cilium runs, so the operator, Typha
-    and calico-node (all on the host network) are pointed at the API server itself, as Cilium's agents are
-    (`k8sServiceHost`): the chart writes the kubernetes-services-endpoint ConfigMap, whose address the operator
-    gives only to host-networked pods (pkg/controller/utils/utils.go).
+    Without kube-proxy nothing serves the `kubernetes` Service's address until Cilium runs, so Calico's components
+    are pointed at the API server itself: the chart writes the kubernetes-services-endpoint ConfigMap, which the
+    operator hands to host-networked and pod-network components alike (calico-kube-controllers runs on the pod
+    network). So the address must be the first server's, reachable from a pod: not RKE2's `localhost` proxy.
     """
     _calico(cluster)
     values: dict[str, Any] = {
@@ -150,7 +150,7 @@ def operator_values(cluster: OpenStackCluster) -> dict[str, Any]:
     }
     if cluster.kube_proxy_replacement:
         values["kubernetesServiceEndpoint"] = {
-            "host": cluster.k8s_service_host,
+            "host": str(cluster.first_server.address),
             "port": str(cluster.k8s_service_port),
         }
     return values
