@@ -1,9 +1,12 @@
-"""Each Calico cluster's view of the other clusters' pod ranges: mesh wiring, not any one cluster's.
+"""Each Calico cluster's view of the other Calico clusters: mesh wiring, not any one cluster's.
 
-Calico masquerades traffic leaving its pools (natOutgoing) and would hand out any range it is given. A disabled
-IPPool per peer range tells it the range is neither its to allocate nor outside the network: cross-cluster pod
-traffic keeps its source address, which Cilium's identities and network policy need. Adding a cluster adds one
-pool in every Calico cluster and changes none.
+- A disabled IPPool per peer pod range: Calico masquerades traffic leaving its pools (natOutgoing) and would hand
+  out any range it is given; a disabled pool is neither its to allocate nor outside the network, so cross-cluster
+  pod traffic keeps its source address, which Cilium's identities and network policy need.
+- A BGPPeer per node of every other Calico cluster: each node learns the other clusters' blocks with their own
+  nodes as next hops (see `clustermesh.render.calico.peer_bgp_peers`).
+
+Adding a cluster adds objects in every Calico cluster and changes none.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ def exclude_peer_pod_ranges(parent: pulumi.Resource, mesh: MeshConfig, clusters:
         if not isinstance(spec, OpenStackCluster) or spec.cni is not CniMode.CALICO:
             continue
         opts = pulumi.ResourceOptions(parent=parent, provider=cluster.provider, depends_on=cluster.calico)
-        for manifest in calico.peer_pools(mesh, spec):
+        for manifest in [*calico.peer_pools(mesh, spec), *calico.peer_bgp_peers(mesh, spec)]:
             k8s.apiextensions.CustomResource(
                 f"{spec.name}-{manifest['metadata']['name']}",
                 api_version=manifest["apiVersion"],

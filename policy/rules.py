@@ -194,6 +194,39 @@ variable, the `K10<CA hash>::<user>:<password>` secure form, or a `--token` flag
 (`$K3S_TOKEN`, `token-file:`, `--token-file`, an empty value) is not."""
 SECRET_FORMS = (("a private key", PRIVATE_KEY), ("a kubeconfig", EMBEDDED_KUBECONFIG), ("a join token", JOIN_TOKEN))
 
+# AWS resources (pulumi_aws v7) as their type tokens, and what EKS and ELB do when an input is not given.
+AWS_SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+AWS_SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+AWS_SECURITY_GROUP_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+AWS_LOAD_BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
+"""`aws.lb.LoadBalancer` and its older alias `aws.alb.LoadBalancer`: one resource, two tokens."""
+AWS_LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+AWS_INSTANCE = "aws:ec2/instance:Instance"
+AWS_VPC_PEERING_CONNECTION = "aws:ec2/vpcPeeringConnection:VpcPeeringConnection"
+AWS_VPC_PEERING_ACCEPTER = "aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter"
+AWS_ROUTE = "aws:ec2/route:Route"
+AWS_ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
+AWS_TGW_VPC_ATTACHMENT = "aws:ec2transitgateway/vpcAttachment:VpcAttachment"
+AWS_TGW_PEERING_ATTACHMENT = "aws:ec2transitgateway/peeringAttachment:PeeringAttachment"
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+EKS_KIND = "eks"
+"""The MeshCluster `kind` of a cluster the program builds on EKS; such a cluster registers `vpcId` and `vpcCidr`."""
+AWS_ALL_PROTOCOLS = frozenset({"-1", "all"})
+"""EC2's any-protocol rule (`-1`; the legacy SecurityGroupRule also takes `all`), which covers every port."""
+AWS_ICMP_PROTOCOLS = frozenset({"icmp", "icmpv6", "1", "58"})
+"""EC2 protocols whose from/to ports are an ICMP type and code, -1 meaning every one."""
+EKS_DEFAULT_PRIVATE_ACCESS, EKS_DEFAULT_PUBLIC_ACCESS = False, True
+"""`vpcConfig.endpointPrivateAccess` and `endpointPublicAccess` when not given (pulumi_aws ClusterVpcConfig); a public
+endpoint without `publicAccessCidrs` is open to 0.0.0.0/0."""
+IMDSV2_AMI_TYPE_PREFIX = "AL2023_"
+"""EKS AMI types whose AMI requires IMDSv2 when nothing at launch says otherwise: "By default, any instances launched
+with the AL2023 AMI require IMDSv2-only and your default hop limit will be set to 2" (Amazon Linux 2023 User Guide,
+IMDSv2), and the EKS-optimized AL2023 AMIs "automatically use ... IMDSv2" (AWS Containers blog, "Amazon EKS-Optimized
+Amazon Linux 2023 AMIs Now Available"). AL2 and Windows AMIs allow IMDSv1; for Bottlerocket no such default is
+documented. What EKS writes into the launch template it generates for a node group without one is not documented
+(aws/containers-roadmap#1497), so only the AMI's own default is relied on."""
+
 
 class _Unknown:
     def __repr__(self) -> str:
@@ -938,6 +971,445 @@ def _validate_remote_command_secrets(args: ResourceValidationArgs, report: Repor
             report(f"the command's environment holds {' and '.join(found)}; pass secrets on stdin", None)
 
 
+# --- AWS (EKS) rules ------------------------------------------------------------------------------------
+
+
+def _world_cidrs(cidrs: Any) -> list[str]:
+    """The entries of a known CIDR list (or one CIDR) that are a /0: every address of their IP version."""
+    entries = [cidrs] if isinstance(cidrs, str) else _elements(cidrs)
+    wide = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            continue  # not known yet, or not a CIDR: EC2 refuses it
+        try:
+            network = ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            continue
+        if network.prefixlen == 0:
+            wide.append(entry)
+    return wide
+
+
+def _aws_traffic(protocol: Any, low: Any, high: Any) -> str:
+    """An EC2 rule's protocol and port range as words; -1 is every protocol, or every ICMP type or code."""
+    if not _known(protocol):
+        return "a protocol and ports not known yet"
+    if protocol is None or str(protocol).lower() in AWS_ALL_PROTOCOLS:
+        return "every protocol and port"
+    if not _known(low, high):
+        return f"{protocol}, ports not known yet"
+    first, last = (int(v) if isinstance(v, int | float) and v >= 0 else None for v in (low, high))
+    if str(protocol).lower() in AWS_ICMP_PROTOCOLS:
+        kind = "every type" if first is None else f"type {first}" + (f" code {last}" if last is not None else "")
+        return f"{protocol}{',' if first is None else ''} {kind}"
+    if first in (None, 0) and last in (None, 65535):
+        return f"{protocol}, every port"
+    return f"{protocol}{_port_range(first, last)}"
+
+
+def _world_sources(props: Any, *keys: str) -> str | None:
+    """`key cidr, ...` for the /0 entries under `keys`, or None if there are none (or none known yet)."""
+    found = [f"{key} {', '.join(wide)}" for key in keys if (wide := _world_cidrs(_read(props, key)))]
+    return "; ".join(found) or None
+
+
+def _validate_aws_no_world_ingress(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    props = args.props
+    if args.resource_type == AWS_SECURITY_GROUP:
+        rules = [(f"inline ingress rule {i}", block) for i, block in enumerate(_elements(_read(props, "ingress")))]
+        keys = ("cidrBlocks", "ipv6CidrBlocks", "protocol")
+    elif args.resource_type == AWS_SECURITY_GROUP_RULE and _read(props, "type") == "ingress":
+        rules, keys = [("ingress rule", props)], ("cidrBlocks", "ipv6CidrBlocks", "protocol")
+    elif args.resource_type == AWS_SECURITY_GROUP_INGRESS_RULE:
+        rules, keys = [("ingress rule", props)], ("cidrIpv4", "cidrIpv6", "ipProtocol")
+    else:
+        return
+    # The traffic is only named: the whole internet let in is a violation whatever the ports turn out to be.
+    for what, rule in rules:
+        sources = _world_sources(rule, *keys[:2])
+        if sources:
+            traffic = _aws_traffic(*(_read(rule, key) for key in (keys[2], "fromPort", "toPort")))
+            report(f"{what} admits the whole internet ({sources}) to {traffic}", None)
+
+
+def _validate_eks_private_endpoint(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != EKS_CLUSTER:
+        return
+    vpc_config = _read(args.props, "vpcConfig", default={})
+    if not _known(vpc_config):
+        return
+    private = _read(vpc_config, "endpointPrivateAccess")
+    if _known(private) and (private if private is not None else EKS_DEFAULT_PRIVATE_ACCESS) is not True:
+        shown = "false" if private is False else "not set, and EKS defaults it to false"
+        report(
+            f"the cluster's API server has no private endpoint (vpcConfig.endpointPrivateAccess {shown}): nodes and "
+            "peers in the VPC would reach it through the public one",
+            None,
+        )
+    public = _read(vpc_config, "endpointPublicAccess")
+    if not _known(public) or (public if public is not None else EKS_DEFAULT_PUBLIC_ACCESS) is not True:
+        return
+    cidrs = _read(vpc_config, "publicAccessCidrs", default=[])
+    if not _known(cidrs):
+        return
+    shown = "true" if public is True else "not set, and EKS defaults it to true"
+    if not _elements(cidrs):
+        report(
+            f"the cluster's API server endpoint is public (vpcConfig.endpointPublicAccess {shown}) without "
+            "publicAccessCidrs, which EKS then sets to 0.0.0.0/0: the whole internet reaches it",
+            None,
+        )
+    elif wide := _world_cidrs(cidrs):
+        report(
+            f"the cluster's public API server endpoint admits the whole internet (publicAccessCidrs {', '.join(wide)})",
+            None,
+        )
+
+
+def _validate_eks_secrets_encrypted(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != EKS_CLUSTER:
+        return
+    encryption = _read(args.props, "encryptionConfig")
+    if not _known(encryption):
+        return
+    if encryption is None:
+        report(
+            "the cluster has no encryptionConfig: its Secrets are not envelope-encrypted with a KMS key of the stack's "
+            '(give resources ["secrets"] and provider.keyArn)',
+            None,
+        )
+        return
+    resources = _plain(_read(encryption, "resources", default=[]))
+    if _known(resources) and "secrets" not in (resources if isinstance(resources, list) else []):
+        named = ", ".join(str(r) for r in resources) if isinstance(resources, list) and resources else "none"
+        report(f'encryptionConfig does not name "secrets" among its resources (it names {named})', None)
+    key = _read(encryption, "provider", "keyArn")
+    if _known(key) and not key:
+        report("encryptionConfig names no provider.keyArn: no KMS key envelope-encrypts the cluster's Secrets", None)
+
+
+def _validate_nlb_internal(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in AWS_LOAD_BALANCERS:
+        return
+    lb_type, internal = _read(args.props, "loadBalancerType"), _read(args.props, "internal")
+    if lb_type != "network" or not _known(internal) or internal is True:
+        return  # another type (application is the default), internal, or not known yet
+    shown = "false" if internal is False else "not set, and it defaults to false"
+    report(
+        f"the network load balancer is internet-facing (internal {shown}): it gets public addresses, and the "
+        "clustermesh-apiserver behind it serves the mesh's etcd",
+        None,
+    )
+
+
+def _validate_imdsv2_required(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    props = args.props
+    if args.resource_type == EKS_NODE_GROUP:
+        _check_node_group_imds(props, report)
+        return
+    if args.resource_type not in (AWS_LAUNCH_TEMPLATE, AWS_INSTANCE):
+        return
+    options = _read(props, "metadataOptions", default={})
+    tokens, endpoint = _read(options, "httpTokens"), _read(options, "httpEndpoint")
+    if not _known(options, tokens, endpoint) or tokens == "required" or endpoint == "disabled":
+        return  # IMDSv2 only, no metadata service at all, or not known yet
+    if args.resource_type == AWS_INSTANCE and tokens is None and _read(props, "launchTemplate") is not None:
+        return  # the launch template's metadata options apply, and the template is checked itself
+    what = "launch template" if args.resource_type == AWS_LAUNCH_TEMPLATE else "instance"
+    shown = repr(tokens) if tokens is not None else "not set, so the AMI or the account default decides"
+    report(
+        f"the {what} does not require IMDSv2 (metadataOptions.httpTokens {shown}): IMDSv1 answers any process that "
+        "can reach 169.254.169.254, a pod or an SSRF among them, with the node role's credentials; set "
+        '"required"',
+        None,
+    )
+
+
+def _check_node_group_imds(props: Any, report: ReportViolation) -> None:
+    """A managed node group with a launch template runs with the template's metadata options (the template is
+    checked itself); without one, with whatever its AMI defaults to."""
+    template, ami_type = _read(props, "launchTemplate"), _read(props, "amiType")
+    if template is not None or not _known(ami_type):
+        return
+    if isinstance(ami_type, str) and ami_type.startswith(IMDSV2_AMI_TYPE_PREFIX):
+        return
+    shown = ami_type if ami_type is not None else "not set, so EKS picks one by Kubernetes version"
+    report(
+        f"the node group has no launch template and its AMI type ({shown}) does not require IMDSv2 by default; use an "
+        f'{IMDSV2_AMI_TYPE_PREFIX}* AMI type or a launch template with metadataOptions.httpTokens "required"',
+        None,
+    )
+
+
+# mesh-vpcs-connected: the verdicts are three-valued, None standing for "not known until the cloud answers".
+Verdict = bool | None
+
+
+def _any(verdicts: Iterable[Verdict]) -> Verdict:
+    result: Verdict = False
+    for verdict in verdicts:
+        if verdict is True:
+            return True
+        if verdict is None:
+            result = None
+    return result
+
+
+def _all(verdicts: Iterable[Verdict]) -> Verdict:
+    result: Verdict = True
+    for verdict in verdicts:
+        if verdict is False:
+            return False
+        if verdict is None:
+            result = None
+    return result
+
+
+def _equals(value: Any, expected: Any) -> Verdict:
+    if not _known(value, expected):
+        return None
+    return value is not None and value == expected
+
+
+@dataclass(frozen=True)
+class _MeshVpc:
+    """A meshed cluster's VPC, as its MeshCluster registers it."""
+
+    cluster: str
+    resource: PolicyResource
+    vpc_id: Any
+    cidrs: Any
+    """The VPC's CIDRs (list of networks), or UNKNOWN."""
+
+
+@dataclass(frozen=True)
+class _Network:
+    """What connects VPCs (peering connections, routes, transit gateway attachments and peerings), indexed once:
+    a full mesh of N VPCs holds some N² routes, and each of its N² directions is looked up in them."""
+
+    routes: dict[tuple[Any, Network], list[PolicyResource]]
+    """(VPC id of the route's table, destination) -> the routes known to be there."""
+    uncertain_routes: list[PolicyResource]
+    """Routes whose table, VPC or destination is not known yet (or is a prefix list): weighed for every direction."""
+    by_id: dict[str, list[PolicyResource]]
+    """Route tables and peering connections by the id their state shows, where it shows one."""
+    peerings: dict[frozenset[Any], list[PolicyResource]]
+    """Peering connections by the VPC ids at their ends, where both are known."""
+    attachments: frozenset[tuple[Any, Any]]
+    """(VPC id, transit gateway id) of every transit gateway attachment whose ends are known."""
+    uncertain_attachments: list[PolicyResource]
+    gateway_peerings: list[PolicyResource]
+
+    @classmethod
+    def of(cls, resources: Iterable[PolicyResource]) -> _Network:
+        by_type: dict[str, list[PolicyResource]] = defaultdict(list)
+        for resource in resources:
+            by_type[resource.resource_type].append(resource)
+        by_id: dict[str, list[PolicyResource]] = defaultdict(list)
+        for resource in (*by_type[AWS_ROUTE_TABLE], *by_type[AWS_VPC_PEERING_CONNECTION]):
+            if isinstance(resource_id := _read(resource.props, "id"), str):
+                by_id[resource_id].append(resource)
+        peerings: dict[frozenset[Any], list[PolicyResource]] = defaultdict(list)
+        for peering in by_type[AWS_VPC_PEERING_CONNECTION]:
+            ends = (_read(peering.props, "vpcId"), _read(peering.props, "peerVpcId"))
+            if _known(*ends):
+                peerings[frozenset(ends)].append(peering)
+        attachments, uncertain_attachments = set(), []
+        for attachment in by_type[AWS_TGW_VPC_ATTACHMENT]:
+            ends = (_read(attachment.props, "vpcId"), _read(attachment.props, "transitGatewayId"))
+            if _known(*ends):
+                attachments.add(ends)
+            else:
+                uncertain_attachments.append(attachment)
+        network = cls(
+            {},
+            [],
+            by_id,
+            peerings,
+            frozenset(attachments),
+            uncertain_attachments,
+            by_type[AWS_TGW_PEERING_ATTACHMENT],
+        )
+        for route in by_type[AWS_ROUTE]:
+            network.index(route)
+        return network
+
+    def index(self, route: PolicyResource) -> None:
+        tables = self.referenced(route, "routeTableId", AWS_ROUTE_TABLE)
+        vpc_ids = [_read(t.props, "vpcId") for t in tables] if tables is not UNKNOWN else [UNKNOWN]
+        keys = ("destinationCidrBlock", "destinationIpv6CidrBlock", "destinationPrefixListId")
+        destinations = [_read(route.props, key) for key in keys]
+        if not _known(*vpc_ids, *destinations) or destinations[2] is not None:
+            self.uncertain_routes.append(route)
+            return
+        for vpc_id in vpc_ids:
+            for destination in _parsed([d for d in destinations[:2] if d is not None]):
+                self.routes.setdefault((vpc_id, destination), []).append(route)
+
+    def candidate_routes(self, vpc_id: Any, cidr: Network) -> list[PolicyResource]:
+        """The routes that may send `cidr` from VPC `vpc_id`: to it or to a network holding it, or not known yet."""
+        known = (self.routes.get((vpc_id, cidr.supernet(new_prefix=p)), []) for p in range(cidr.prefixlen + 1))
+        return [*self.uncertain_routes, *(route for routes in known for route in routes)]
+
+    def referenced(self, resource: PolicyResource, prop: str, resource_type: str) -> Any:
+        """The resources of `resource_type` that `resource`'s input `prop` may name: those the engine records as that
+        input's dependencies, those whose state shows that id, or else all the resource's dependencies of that type
+        (the planner records a resource's dependencies, not each input's). Where several may be the one, a verdict
+        true of any of them is not a violation, and one false of all of them is. [] if none; UNKNOWN if none and
+        the input is not known yet."""
+        named = [d for d in resource.property_dependencies.get(prop, []) if d.resource_type == resource_type]
+        value = _read(resource.props, prop)
+        if not named and isinstance(value, str):
+            named = [r for r in self.by_id.get(value, []) if r.resource_type == resource_type]
+        if not named:
+            named = [d for d in resource.dependencies if d.resource_type == resource_type]
+        return named if named or _known(value) else UNKNOWN
+
+    def peering_of(self, route: PolicyResource) -> Any:
+        """The peering connection a route sends its traffic to, named directly or through its accepter (whose id
+        is the connection's)."""
+        key = "vpcPeeringConnectionId"
+        peerings = self.referenced(route, key, AWS_VPC_PEERING_CONNECTION)
+        if peerings is not UNKNOWN and peerings:
+            return peerings
+        accepters = self.referenced(route, key, AWS_VPC_PEERING_ACCEPTER)
+        if accepters is UNKNOWN or not accepters:
+            return peerings
+        found = [self.referenced(accepter, key, AWS_VPC_PEERING_CONNECTION) for accepter in accepters]
+        return UNKNOWN if UNKNOWN in found else [p for named in found for p in named]
+
+    def peered(self, one: Any, other: Any) -> list[PolicyResource]:
+        """The peering connections known to join VPCs `one` and `other`."""
+        return self.peerings.get(frozenset((one, other)), [])
+
+    def attached(self, vpc_id: Any, gateway: Any) -> Verdict:
+        if _known(vpc_id, gateway) and (vpc_id, gateway) in self.attachments:
+            return True
+        return _any(
+            _all([_equals(_read(a.props, "vpcId"), vpc_id), _equals(_read(a.props, "transitGatewayId"), gateway)])
+            for a in self.uncertain_attachments
+        )
+
+
+def _mesh_vpcs(resources: Iterable[PolicyResource], report: ReportViolation) -> list[_MeshVpc]:
+    """The VPCs of the meshed clusters that have one: EKS clusters, and any cluster that registers a VPC."""
+    vpcs = []
+    for resource in resources:
+        if resource.resource_type != MESH_CLUSTER:
+            continue
+        kind, vpc_id = _read(resource.props, "kind"), _read(resource.props, "vpcId")
+        cidr = _plain(_read(resource.props, "vpcCidr"))
+        if kind != EKS_KIND and vpc_id is None and cidr is None:
+            continue
+        name = _cluster_label(resource)
+        missing = [key for key, value in (("vpcId", vpc_id), ("vpcCidr", cidr)) if value is None]
+        if missing:
+            report(
+                f"cluster {name} registers no {' or '.join(missing)}: which VPC its nodes are in, and so whether it "
+                "reaches its peers, cannot be told",
+                resource.urn,
+            )
+            continue
+        cidrs = _parsed([cidr] if isinstance(cidr, str) else cidr) if _known(cidr) else UNKNOWN
+        vpcs.append(_MeshVpc(name, resource, vpc_id, cidrs))
+    return sorted(vpcs, key=lambda v: v.cluster)
+
+
+def _joins(peering: PolicyResource, one: Any, other: Any) -> Verdict:
+    """Whether a peering connection is between the VPCs `one` and `other` (either may have requested it)."""
+    ends = [_read(peering.props, "vpcId"), _read(peering.props, "peerVpcId")]
+    known = [end for end in ends if _known(end)]
+    if any(end not in (one, other) for end in known):
+        return False
+    if len(known) < len(ends):
+        return None
+    return set(known) == {one, other}
+
+
+def _through_gateway(network: _Network, gateway: Any, source: Any, target: Any) -> Verdict:
+    """Whether a route to transit gateway `gateway` in VPC `source` can reach VPC `target`: `source` is attached to
+    it, and `target` to it or to a transit gateway peered with it (one peering: routes do not cross two)."""
+    if not _known(gateway):
+        return None
+    reaches: list[Verdict] = [network.attached(target, gateway)]
+    for peering in network.gateway_peerings:
+        ends = [_read(peering.props, "transitGatewayId"), _read(peering.props, "peerTransitGatewayId")]
+        if not _known(*ends):
+            reaches.append(None)  # it may join `gateway` to one `target` is attached to
+        elif gateway in ends:
+            reaches.append(network.attached(target, ends[1] if ends[0] == gateway else ends[0]))
+    return _all([network.attached(source, gateway), _any(reaches)])
+
+
+def _route_target(network: _Network, route: PolicyResource, source: Any, target: Any) -> Verdict:
+    """Whether a route sends its traffic to a peering connection between the two VPCs or to a transit gateway
+    joining them."""
+    targets: list[Verdict] = []
+    if _read(route.props, "vpcPeeringConnectionId") is not None:
+        peerings = network.peering_of(route)
+        targets.append(None if peerings is UNKNOWN else _any(_joins(p, source, target) for p in peerings))
+    gateway = _read(route.props, "transitGatewayId")
+    if gateway is not None:
+        targets.append(_through_gateway(network, gateway, source, target))
+    return _any(targets)
+
+
+def _route_covers(route: PolicyResource, cidr: Network) -> Verdict:
+    key = "destinationCidrBlock" if cidr.version == 4 else "destinationIpv6CidrBlock"
+    destination, prefix_list = _read(route.props, key), _read(route.props, "destinationPrefixListId")
+    if destination is None:
+        return None if prefix_list is UNKNOWN or prefix_list else False  # a prefix list's entries are not read
+    if not _known(destination):
+        return None
+    try:
+        network = ipaddress.ip_network(str(destination).strip(), strict=False)
+    except ValueError:
+        return False
+    return network.version == cidr.version and cidr.subnet_of(network)  # type: ignore[arg-type]
+
+
+def _routes_to(network: _Network, source: _MeshVpc, target: _MeshVpc, cidr: Network) -> Verdict:
+    """Whether some route table of `source`'s VPC sends `cidr` (of `target`'s VPC) towards `target`'s VPC."""
+    verdicts = []
+    for route in network.candidate_routes(source.vpc_id, cidr):
+        tables = network.referenced(route, "routeTableId", AWS_ROUTE_TABLE)
+        in_source = None if tables is UNKNOWN else _any(_equals(_read(t.props, "vpcId"), source.vpc_id) for t in tables)
+        if in_source is False:
+            continue
+        verdicts.append(
+            _all([in_source, _route_covers(route, cidr), _route_target(network, route, source.vpc_id, target.vpc_id)])
+        )
+    return _any(verdicts)
+
+
+def _unrouted(network: _Network, source: _MeshVpc, target: _MeshVpc) -> list[Network]:
+    """`target`'s CIDRs that no route of `source`'s VPC is known to send to `target`'s VPC ([] if every one is, or
+    if that is not known yet)."""
+    if not _known(source.vpc_id, target.vpc_id, target.cidrs) or source.vpc_id == target.vpc_id:
+        return []
+    return [cidr for cidr in target.cidrs if _routes_to(network, source, target, cidr) is False]
+
+
+def _validate_mesh_vpcs_connected(args: StackValidationArgs, report: ReportViolation) -> None:
+    vpcs = _mesh_vpcs(args.resources, report)
+    network = _Network.of(args.resources)
+    for source in vpcs:
+        for target in vpcs:
+            if target is source:
+                continue
+            missing = _unrouted(network, source, target)
+            if not missing:
+                continue
+            peered = [p.name for p in network.peered(source.vpc_id, target.vpc_id)]
+            hint = f" (peering connection {', '.join(peered)} joins them, but no such route uses it)" if peered else ""
+            report(
+                f"cluster {source.cluster} cannot reach cluster {target.cluster}: no route table of VPC "
+                f"{source.vpc_id} sends {', '.join(str(c) for c in missing)} to a peering connection with VPC "
+                f"{target.vpc_id} or to a transit gateway that reaches it{hint}",
+                source.resource.urn,
+            )
+
+
 def _stack(name: str, description: str, validate: Callable[..., None], **kwargs: Any) -> StackValidationPolicy:
     return StackValidationPolicy(
         name=name, description=description, validate=validate, enforcement_level=EnforcementLevel.MANDATORY, **kwargs
@@ -1002,6 +1474,13 @@ POLICIES: list[Policy] = [
         "owns the port: anti-spoofing lets through no other address.",
         _validate_address_pairs_within_pools,
     ),
+    _stack(
+        "mesh-vpcs-connected",
+        "The VPCs of every two meshed EKS clusters (the vpcId and vpcCidr their MeshClusters register) reach each "
+        "other both ways: a route table of each VPC sends the other's CIDR to a peering connection between the two, "
+        "or to a transit gateway the VPC is attached to and the other VPC is attached to (or to one peered with it).",
+        _validate_mesh_vpcs_connected,
+    ),
     _resource(
         "clustermesh-apiserver-not-public",
         "A LoadBalancer clustermesh-apiserver is internal (by the annotation value or class the cloud's controller "
@@ -1036,5 +1515,36 @@ POLICIES: list[Policy] = [
         'A remote command that takes input on stdin (how the program sends secrets) logs nothing (logging "none"), '
         "and no remote command's scripts or environment hold a private key, a kubeconfig or a join token.",
         _validate_remote_command_secrets,
+    ),
+    _resource(
+        "aws-no-world-ingress",
+        "No EC2 security group rule admits the whole internet: a VPC ingress rule, a legacy ingress SecurityGroupRule "
+        "or a security group's inline ingress with 0.0.0.0/0 or ::/0, whatever the protocol and ports.",
+        _validate_aws_no_world_ingress,
+    ),
+    _resource(
+        "eks-private-endpoint",
+        "An EKS cluster's API server has its private endpoint on, and a public endpoint (on unless turned off) only "
+        "with explicit publicAccessCidrs, none of them a /0 (EKS opens it to 0.0.0.0/0 without them).",
+        _validate_eks_private_endpoint,
+    ),
+    _resource(
+        "eks-secrets-encrypted",
+        "An EKS cluster envelope-encrypts its Secrets with a KMS key of the stack's: encryptionConfig with resources "
+        '["secrets"] and a provider.keyArn.',
+        _validate_eks_secrets_encrypted,
+    ),
+    _resource(
+        "nlb-internal",
+        "Every network load balancer is internal: the clustermesh-apiserver serves the mesh's etcd, and only peers in "
+        "connected VPCs need to reach it.",
+        _validate_nlb_internal,
+    ),
+    _resource(
+        "imdsv2-required",
+        'Instances require IMDSv2: every EC2 launch template and instance sets metadataOptions.httpTokens "required" '
+        "(or turns the metadata service off; an instance may leave it to its launch template), and an EKS node group "
+        "without a launch template uses an AL2023 AMI type, whose AMI requires IMDSv2.",
+        _validate_imdsv2_required,
     ),
 ]

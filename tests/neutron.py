@@ -65,7 +65,6 @@ FLOATING_IP = "openstack:networking/floatingIp:FloatingIp"
 FLOATING_IP_ASSOCIATE = "openstack:networking/floatingIpAssociate:FloatingIpAssociate"
 GET_NETWORK = "openstack:networking/getNetwork:getNetwork"
 GET_SUBNET = "openstack:networking/getSubnet:getSubnet"
-GET_ROUTER = "openstack:networking/getRouter:getRouter"
 
 EXTERNAL_CIDRS = ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24")
 """The subnets given to external networks the plan only names (documentation ranges, as a cloud's public ones)."""
@@ -1142,7 +1141,6 @@ def apply_plan(
     existing_subnets: Mapping[str, PoolSpec] | None = None,
     routed_subnets: Mapping[str, str] | None = None,
     existing_floating_ips: Mapping[str, str] | None = None,
-    existing_routers: Mapping[str, str] | None = None,
     project_id: str | None = None,
 ) -> ApplySummary:
     """Create the plan's networking on Neutron, in dependency order; answer what was created and skipped.
@@ -1154,8 +1152,6 @@ def apply_plan(
     once per server, with a subnet. `routed_subnets` names looked-up subnets the cloud already routes to an
     external network (subnet name -> external network name), as a floating IP on them needs: a router joins them.
     `existing_floating_ips` are floating IPs the project allocated beforehand (address -> external network name).
-    `existing_routers` are routers the plan looks up with getRouter (router name -> the looked-up subnet it is the
-    gateway of): made with an interface on that subnet, and their fabricated ids mapped to the real ones.
     Every resource goes to a project of its own (`project_id`, else a new one).
     Raises `NeutronRefused` (with the resource's URN) when Neutron refuses a request, `HarnessError` when the
     plan holds something the harness cannot translate.
@@ -1169,7 +1165,6 @@ def apply_plan(
         _route_existing_subnet(ctx, subnet_name, external_name)
     for address, external_name in (existing_floating_ips or {}).items():
         _allocate_floating_ip(ctx, address, external_name)
-    _create_existing_routers(ctx, calls, existing_routers or {})
     for node in nodes:
         if node.custom and node.type.startswith("openstack:") and not node.type.startswith(NETWORKING):
             summary.skipped[node.type] += 1
@@ -1191,20 +1186,6 @@ def _allocate_floating_ip(ctx: _Apply, address: str, external_name: str) -> None
     body = {"floating_network_id": external, "floating_ip_address": address}
     ctx.client.create("floatingip", body, project_id=ctx.project_id)
     ctx.summary.existing["floating ip"] += 1
-
-
-def _create_existing_routers(ctx: _Apply, calls: Sequence[Any], routers: Mapping[str, str]) -> None:
-    for token, args, result in (_plain_parts(_call_parts(call)) for call in calls):
-        if token != GET_ROUTER or result.get("id") in ctx.summary.real:
-            continue
-        name = str(args.get("name") or result.get("name") or "")
-        if name not in routers:
-            raise HarnessError(f"getRouter {args}: no subnet given for router {name!r} (existing_routers)")
-        (subnet,) = ctx.client.list("subnet", name=routers[name], project_id=ctx.project_id)
-        router = ctx.client.create("router", {"name": name}, project_id=ctx.project_id)["id"]
-        ctx.client.put(f"routers/{router}/add_router_interface", {"subnet_id": subnet["id"]})
-        ctx.summary.existing["router"] += 1
-        ctx.remember(result.get("id"), router)
 
 
 def _route_existing_subnet(ctx: _Apply, subnet_name: str, external_name: str) -> None:

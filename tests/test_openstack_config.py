@@ -356,11 +356,6 @@ CALICO_CASES: dict[str, tuple[Change, str, str]] = {
         "clusters[0].calico.version",
         "is not a pinned Calico release",
     ),
-    "calico without a router": (
-        set_at(0, "network.existing.router", None),
-        "clusters[0].network.existing.router",
-        "required with cni: calico",
-    ),
     "calico settings without calico": (
         set_at(0, "cni", "cilium"),
         "clusters[0].calico",
@@ -410,3 +405,23 @@ def test_kubeadm_takes_a_pod_subnet_smaller_than_a_node_mask() -> None:
     config = changed(set_at(0, "podCidrs", ["10.201.0.0/25"]), KUBEADM_STACK)
     config["clustermesh:nativeRoutingCidrs"] = ["10.201.0.0/25"]
     assert problems_of(config) == []
+
+
+def test_meshed_calico_clusters_share_a_subnet_and_run_bgp() -> None:
+    def apart(clusters: list[dict[str, Any]]) -> None:
+        clusters[1]["network"] = {"create": {"cidr": "172.19.0.0/24", "dhcpPool": "172.19.0.100-172.19.0.200"}}
+        clusters[1]["nodePools"] = [
+            {"name": "server", "role": "server", "count": 1, "addresses": "172.19.0.40-172.19.0.47"},
+            {"name": "worker", "role": "agent", "count": 2, "addresses": "172.19.0.48-172.19.0.63"},
+        ]
+        clusters[0]["calico"] = {"encapsulation": "VXLAN"}
+
+    found = problems_of(changed(apart, CALICO_MESH_STACK))
+    assert (
+        "clusters[1].network: Calico clusters reach each other's pods node to node: put it on the subnet of "
+        "clusters[0] (172.18.0.0/24)"
+    ) in found
+    assert (
+        "clusters[0].calico.encapsulation: VXLAN turns Calico's BGP off, and meshed Calico clusters learn each "
+        "other's pods by BGP: use IPIP or None"
+    ) in found

@@ -458,16 +458,24 @@ def calico_plan() -> CapturedPlan:
     return plan_config(stack_config(CALICO_MESH_STACK))
 
 
-def test_each_calico_cluster_routes_its_pool_through_its_first_server(calico_plan: CapturedPlan) -> None:
+def test_each_calico_clusters_nodes_peer_with_every_node_of_the_other(calico_plan: CapturedPlan) -> None:
+    """BGP node to node across the mesh: each learns the other cluster's blocks with their owners as next hops."""
     config = stack_config(CALICO_MESH_STACK)
-    routes = sorted(
-        (inputs(r)["destinationCidr"], inputs(r)["nextHop"])
-        for r in of_type(calico_plan, "openstack:networking/routerRoute:RouterRoute")
-    )
-    expected = sorted(
-        (c["podCidrs"][0], c["nodePools"][0]["addresses"].split("-")[0]) for c in config["clustermesh:clusters"]
-    )
-    assert routes == expected
+    nodes: dict[str, set[str]] = {}
+    for cluster in config["clustermesh:clusters"]:
+        addresses = set()
+        for pool in cluster["nodePools"]:
+            first = ip_address(pool["addresses"].split("-")[0])
+            addresses |= {str(first + i) for i in range(pool["count"])}
+        nodes[cluster["name"]] = addresses
+    peers: dict[str, set[str]] = {name: set() for name in nodes}
+    for peer in of_type(calico_plan, "kubernetes:crd.projectcalico.org/v1:BGPPeer"):
+        spec = inputs(peer)["spec"]
+        assert spec["asNumber"] == 64512  # Calico's default AS on both sides: one iBGP full mesh
+        peers[peer.name.split("-")[0]].add(spec["peerIP"])
+    assert peers == {"hyp": nodes["apps"], "apps": nodes["hyp"]}
+    # No router hairpin: the path is node to node both ways, as Neutron's per-port conntrack needs.
+    assert of_type(calico_plan, "openstack:networking/routerRoute:RouterRoute") == []
 
 
 def test_calico_node_ports_carry_the_mesh_pod_ranges(calico_plan: CapturedPlan) -> None:
@@ -509,6 +517,7 @@ def test_every_planned_calico_object_passes_calicos_crds(stack_file: Path) -> No
     crds = {
         "Installation": DATA / "calico-3.32.1" / "operator.tigera.io_installations.yaml",
         "IPPool": DATA / "calico-3.32.1" / "crd.projectcalico.org_ippools.yaml",
+        "BGPPeer": DATA / "calico-3.32.1" / "crd.projectcalico.org_bgppeers.yaml",
     }
     checked = 0
     for node in plan.nodes:

@@ -758,11 +758,13 @@ def test_calico_peers_still_reach_health_and_the_apiserver_by_node_address() -> 
     kappa_cluster, lambda_cluster, _ = openstack_clusters(mesh)
     into_kappa = peer_rules(mesh, kappa_cluster, lambda_cluster)
     for remote in expected_cidrs(LAMBDA_SERVERS):
-        # kappa has no load balancer: peers dial the NodePort on every node.
+        # kappa has no load balancer: peers dial the NodePort on every node; both run Calico, whose nodes peer
+        # by BGP across the clusters.
         assert ports(into_kappa, remote) == {
             ("tcp", HEALTH, HEALTH),
             ("icmp", None, None),
             ("tcp", NODE_PORT, NODE_PORT),
+            ("tcp", 179, 179),
         }
 
 
@@ -854,3 +856,11 @@ def test_neutron_accepts_every_rule_of_a_calico_clusters_group(
         client.create(
             "security_group_rule", {**neutron_rule(wrong, group["id"]), "protocol": "any"}, project_id=project
         )
+
+
+def test_bgp_crosses_only_between_calico_clusters() -> None:
+    """Only Calico clusters peer by BGP: an existing natively routed peer gets no 179."""
+    mesh = mesh_of(kappa(), nu_existing())
+    (kappa_cluster,) = openstack_clusters(mesh)
+    nu = next(c for c in mesh.clusters if c.name != kappa_cluster.name)
+    assert all((r.protocol, r.port_min) != ("tcp", 179) for r in peer_rules(mesh, kappa_cluster, nu))

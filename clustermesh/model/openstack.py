@@ -156,9 +156,6 @@ class ExistingNetwork(_Model):
     """The subnet's CIDR: checked against the subnet the cloud has, and the node network of the mesh."""
     dhcp_pools: tuple[Range, ...] = Field(min_length=1)
     """The subnet's allocation pools: node, MetalLB and VIP addresses must stay outside them."""
-    router: str | None = None
-    """The router that is the subnet's gateway (its name): with Calico, the program adds a route to the cluster's
-    pod pool through the first server, so other clusters' pods reach it."""
 
 
 class NewNetwork(_Model):

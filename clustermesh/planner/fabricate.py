@@ -10,7 +10,9 @@ spec to go by, so its load balancer is answered from the values of the Helm rele
 same provider, as the cloud would answer for the Service that release creates.
 
 OpenStack resources, remote commands and the provider functions that look up what a cloud already has are
-answered by `fabricate_openstack`. Every function call is recorded (`PlanMocks.calls`), because what a plan
+answered by `fabricate_openstack`; AWS's (the VPCs, load balancers, IAM roles and EKS clusters of kind `eks`
+clusters, and the account, region, zone, token and policy-document functions) by `fabricate_aws`, which learns
+each AWS provider's region as it registers. Every function call is recorded (`PlanMocks.calls`), because what a plan
 looks up is part of what it needs from a cloud. A function nobody taught the planner to answer fails the plan,
 naming its token: an empty answer would pass silently and leave every field the program reads as None.
 """
@@ -26,13 +28,19 @@ from pulumi.runtime import Mocks, rpc
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
 
 from clustermesh.aws_load_balancers import asks_for_aws_load_balancer
-from clustermesh.planner.fabricate_openstack import OpenStack
+from clustermesh.planner.fabricate_aws import AWS_PROVIDER, Aws, ProviderFunction
+from clustermesh.planner.fabricate_openstack import Function, OpenStack
 from clustermesh.planner.fabricate_tls import Fixtures
 from clustermesh.planner.graph import Secret, decode, provider_urn
 from components.tokens import HELM_RELEASE
 
 State = dict[str, Any]
 Fabricator = Callable[[MockResourceArgs, State], State]
+
+
+def _without_provider(function: Function) -> ProviderFunction:
+    """A function whose answer does not depend on the provider it is called through."""
+    return lambda request, provider: function(request)
 
 
 def stable_id(*parts: str) -> str:
@@ -151,9 +159,14 @@ class PlanMocks(Mocks):
         """Per provider URN, the clustermesh-apiserver Service its Cilium release asks for."""
         tls = self.fixtures
         self.openstack = OpenStack(fixtures)
+        # One allocator for both clouds' public addresses: no address is public twice on the Internet.
+        self.aws = Aws(fixtures, public=self.openstack._public)
         self.calls: list[FunctionCall] = []
         """Every provider function call answered, in the order the program made them."""
-        self._functions = self.openstack.functions()
+        self._functions: dict[str, ProviderFunction] = {
+            **{token: _without_provider(f) for token, f in self.openstack.functions().items()},
+            **self.aws.functions(),
+        }
         self._fabricators: dict[str, Fabricator] = {
             HELM_RELEASE: _helm_release,
             "kubernetes:core/v1:Service": self._service,
@@ -164,6 +177,7 @@ class PlanMocks(Mocks):
             "tls:index/certRequest:CertRequest": lambda a, i: tls.cert_request(a.name, i),
             "tls:index/locallySignedCert:LocallySignedCert": lambda a, i: tls.locally_signed_cert(a.name, i),
             **self.openstack.fabricators(),
+            **self.aws.fabricators(),
         }
         """Cloud-computed outputs by resource type; other resources echo their inputs, as a provider's state does."""
 
@@ -176,12 +190,18 @@ class PlanMocks(Mocks):
         if args.typ == HELM_RELEASE and args.provider:
             values = _plain(decode(args.inputs.get("values")))
             self._service_by_provider[provider_urn(args.provider)] = _service_values(values)
+        if args.typ == AWS_PROVIDER:  # in a preview too: its resources' regions are known before they exist
+            self.aws.register_provider(args)
         fabricate = self._fabricators.get(args.typ)
         if args.resource_id and args.resource_id != rpc.UNKNOWN:  # a read the engine can do, even in preview
             return args.resource_id, state | self._fabricated(fabricate, args)
         if self.preview:
             return None, state
-        new_id = self.openstack.resource_id(args) or f"{args.name}-{stable_id(args.typ, args.name)}"
+        new_id = (
+            self.openstack.resource_id(args)
+            or self.aws.resource_id(args)
+            or f"{args.name}-{stable_id(args.typ, args.name)}"
+        )
         return new_id, state | self._fabricated(fabricate, args)
 
     @staticmethod
@@ -206,6 +226,6 @@ class PlanMocks(Mocks):
         answer = self._functions.get(args.token)
         if answer is None:
             raise UnansweredFunctionError(args.token, request)
-        result = answer(request)
-        self.calls.append(FunctionCall(args.token, request, result))
+        result = answer(request, args.provider or "")
+        self.calls.append(FunctionCall(args.token, request, _plain(decode(result))))
         return result, []  # the mock monitor iterates the failures: None would fail every call

@@ -69,7 +69,6 @@ COPY_TO_REMOTE = "command:remote:CopyToRemote"
 GET_IMAGE = "openstack:images/getImage:getImage"
 GET_NETWORK = "openstack:networking/getNetwork:getNetwork"
 GET_SUBNET = "openstack:networking/getSubnet:getSubnet"
-GET_ROUTER = "openstack:networking/getRouter:getRouter"
 
 FABRICATED_REGION = "RegionOne"
 """The region of a resource that names none: the provider's comes from clouds.yaml, which a plan never reads."""
@@ -240,7 +239,6 @@ class OpenStack:
             GET_IMAGE: self.get_image,
             GET_NETWORK: self.get_network,
             GET_SUBNET: self.get_subnet,
-            GET_ROUTER: self.get_router,
         }
 
     def resource_id(self, args: MockResourceArgs) -> str | None:
@@ -565,30 +563,6 @@ class OpenStack:
             "segmentId": args.get("segmentId") or "",
             "serviceTypes": [],
             "subnetpoolId": args.get("subnetpoolId") or "",
-            "tags": tags,
-            "allTags": tags,
-            "tenantId": args.get("tenantId") or FABRICATED_PROJECT_ID,
-        }
-
-    def get_router(self, args: State) -> State:
-        router_id = str(args.get("routerId") or fabricated_uuid(GET_ROUTER, args.get("name") or _lookup_key(args)))
-        tags = list(args.get("tags") or [])
-        return {
-            **args,
-            "id": router_id,
-            "routerId": router_id,
-            "name": args.get("name") or f"router-{router_id[:8]}",
-            "description": args.get("description") or "",
-            "adminStateUp": True,
-            "distributed": bool(args.get("distributed")),
-            "enableSnat": True,
-            "externalFixedIps": [],
-            "externalNetworkId": "",
-            "externalQosPolicyId": "",
-            "availabilityZoneHints": [],
-            "routes": [],
-            "region": args.get("region") or FABRICATED_REGION,
-            "status": args.get("status") or "ACTIVE",
             "tags": tags,
             "allTags": tags,
             "tenantId": args.get("tenantId") or FABRICATED_PROJECT_ID,

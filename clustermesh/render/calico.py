@@ -202,3 +202,33 @@ def peer_pools(mesh: MeshConfig, cluster: OpenStackCluster) -> list[dict[str, An
     if len(set(names)) != len(names):
         raise ValueError(f"a peer of cluster {cluster.name} has more than one pod range to keep out of NAT")
     return pools
+
+
+CALICO_AS_NUMBER = 64512
+"""Calico's default AS (BGPConfiguration asNumber): every cluster keeps it, so the clusters' nodes form one iBGP
+full mesh, in which a route keeps its originating node as next hop (no hairpin through a peer's node)."""
+
+
+def peer_bgp_peers(mesh: MeshConfig, cluster: OpenStackCluster) -> list[dict[str, Any]]:
+    """A BGPPeer in `cluster` for each node of every other Calico cluster: its nodes learn the other clusters' blocks
+    with the owning node as next hop, and the owner learns theirs, so a flow between pods of two clusters goes
+    node to node both ways on the shared subnet. That symmetry is what Neutron's per-port connection tracking
+    needs, and what a route per pool through one node (tutorial 003's per-node CIDR route problem) cannot give.
+
+    `peerSelector` matches only the cluster's own nodes, so each foreign node is a peer of its own (`peerIP`).
+    """
+    _calico(cluster)
+    peers = []
+    for peer in mesh.clusters:
+        if peer.name == cluster.name or not isinstance(peer, OpenStackCluster) or peer.cni is not CniMode.CALICO:
+            continue
+        for node in peer.nodes:
+            peers.append(
+                {
+                    "apiVersion": IPPOOL_API_VERSION,
+                    "kind": "BGPPeer",
+                    "metadata": {"name": f"clustermesh-{node.name}"},
+                    "spec": {"peerIP": str(node.address), "asNumber": CALICO_AS_NUMBER},
+                }
+            )
+    return peers

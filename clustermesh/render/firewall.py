@@ -279,6 +279,10 @@ def peer_rules(
         if _node_port_service(mesh, cluster):
             port = mesh.apiserver_exposure.node_port
             rules.append(_tcp(port, remote, f"clustermesh-apiserver NodePort from {who}", ethertype))
+        if calico_chained(cluster) and calico_chained(peer):
+            # Every node peers with every node of the other Calico clusters (both sides dial), so each learns
+            # the other cluster's blocks with that cluster's own nodes as next hops.
+            rules.append(_tcp(CALICO_BGP_PORT, remote, f"Calico BGP from {who}", ethertype))
     if calico_chained(cluster):
         for cidr in native_pod_cidrs(peer):
             remote, ethertype = _remote(cidr)

@@ -16,6 +16,7 @@ from typing import Any
 from clustermesh.model import (
     PROJECT,
     AddressRange,
+    CalicoEncapsulation,
     CniMode,
     DistroName,
     MetalLB,
@@ -75,16 +76,6 @@ def _datapath_rules(at: str, cluster: OpenStackCluster) -> Iterator[Problem]:
         yield Problem(f"{at}.calico", "only applies with cni: calico")
     if cluster.cni is CniMode.CALICO:
         yield from _calico_rules(at, cluster)
-    if (
-        cluster.cni is CniMode.CALICO
-        and cluster.network.existing is not None
-        and cluster.network.existing.router is None
-    ):
-        yield Problem(
-            f"{at}.network.existing.router",
-            "required with cni: calico: the router that is the subnet's gateway, to which the program adds the route "
-            "to the cluster's pods",
-        )
     # kubeadm's pod-subnet-vs-node-mask limit (tutorial 004's /24) does not apply: the program turns off the
     # controller-manager's node CIDR allocation, which neither Calico nor Cilium's cluster-pool IPAM uses, and
     # kubeadm checks the limit only with it on (ValidateNetworking).
@@ -314,6 +305,7 @@ def openstack_mesh_rules(clusters: Sequence[tuple[int, OpenStackCluster]]) -> It
     to two of them. Node names are VM names and resource names: two clusters may not make the same one."""
     owners: dict[Address, tuple[int, str]] = {}
     names: dict[str, int] = {}
+    yield from calico_mesh_rules(clusters)
     for index, cluster in clusters:
         for node in cluster.nodes:
             if names.setdefault(node.name, index) != index:
@@ -331,6 +323,35 @@ def openstack_mesh_rules(clusters: Sequence[tuple[int, OpenStackCluster]]) -> It
         for other_index, other in clusters:
             if other_index != index and other.network.cidr == cluster.network.cidr:
                 yield from _shared_subnet_rules(index, cluster, other_index, other)
+
+
+def calico_mesh_rules(clusters: Sequence[tuple[int, OpenStackCluster]]) -> Iterator[Problem]:
+    """Calico clusters of one mesh route to each other's pods by BGP, node to node: they must share a subnet (a
+    next hop is a node's address on it), and run BIRD, which the program's Installation turns off with VXLAN."""
+    calico = [(i, c) for i, c in clusters if c.cni is CniMode.CALICO]
+    if len(calico) < 2:
+        return
+    first_index, first = calico[0]
+    for index, cluster in calico:
+        if index != first_index and _subnet_of(cluster) != _subnet_of(first):
+            yield Problem(
+                f"clusters[{index}].network",
+                "Calico clusters reach each other's pods node to node: put it on the subnet of "
+                f"clusters[{first_index}] ({first.network.cidr})",
+            )
+        if cluster.calico_settings.encapsulation is CalicoEncapsulation.VXLAN:
+            yield Problem(
+                f"clusters[{index}].calico.encapsulation",
+                "VXLAN turns Calico's BGP off, and meshed Calico clusters learn each other's pods by BGP: "
+                "use IPIP or None",
+            )
+
+
+def _subnet_of(cluster: OpenStackCluster) -> object:
+    existing = cluster.network.existing
+    if existing is None:
+        return ("created", cluster.name)
+    return (cluster.openstack.cloud, cluster.openstack.auth_url, existing.network, existing.subnet, existing.cidr)
 
 
 def _claims(cluster: OpenStackCluster) -> Iterator[tuple[str, Address, str]]:

@@ -142,7 +142,6 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             )
             self.ssh_hosts[node.name] = self._ssh_host(node, port)
         self._octavia(name, subnet_id)
-        self._pod_route(name, ports)
         self.register_outputs(
             {
                 "clusterName": cluster.name,
@@ -154,7 +153,6 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
     def _network(self, name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         """The network and subnet the nodes join: looked up when they exist, created (with a router) otherwise."""
         self._router_interface: openstack.networking.RouterInterface | None = None
-        self._router_id: pulumi.Output[str] | None = None
         choice = self._cluster.network
         if choice.existing is not None:
             existing = choice.existing
@@ -163,8 +161,6 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             subnet = openstack.networking.get_subnet_output(
                 name=existing.subnet, network_id=network.id, cidr=str(existing.cidr), opts=self._invoke
             )
-            if existing.router is not None:
-                self._router_id = openstack.networking.get_router_output(name=existing.router, opts=self._invoke).id
             return network.id, subnet.id
         create = choice.create
         assert create is not None  # validation requires one of the two
@@ -188,8 +184,7 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
             dns_nameservers=[str(a) for a in create.dns_nameservers] or None,
             opts=self._on_cloud,
         )
-        # A router for egress and floating IPs, and with Calico for the route to the cluster's pods.
-        if create.external_network is not None or self._cluster.cni is CniMode.CALICO:
+        if create.external_network is not None:
             external = (
                 openstack.networking.get_network_output(name=create.external_network, external=True, opts=self._invoke)
                 if create.external_network is not None
@@ -202,7 +197,6 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
                 admin_state_up=True,
                 opts=self._on_cloud,
             )
-            self._router_id = router.id
             self._router_interface = openstack.networking.RouterInterface(
                 f"{name}-router-interface", router_id=router.id, subnet_id=subnet_resource.id, opts=self._on_cloud
             )
@@ -299,25 +293,6 @@ class OpenStackInfrastructure(pulumi.ComponentResource):
         if self._cluster.ssh.bastion is not None:
             return pulumi.Output.from_input(str(node.address))  # through the bastion, on the node network
         return address
-
-    def _pod_route(self, name: str, ports: dict[str, openstack.networking.Port]) -> None:
-        """With Calico, the router sends the cluster's pod pool to its first server, which Calico routes onward.
-
-        One route for the whole pool, not one per node: Calico hands out blocks, not a node's CIDR, which is what
-        tutorial 003 patched Cilium's `updateNodeRoute` around. Other clusters' pods reach this one through it.
-        """
-        if self._cluster.cni is not CniMode.CALICO or self._router_id is None:
-            return
-        first = self._cluster.first_server
-        openstack.networking.RouterRoute(
-            f"{name}-pod-route",
-            router_id=self._router_id,
-            destination_cidr=str(self._cluster.calico_pool),
-            next_hop=str(first.address),
-            opts=pulumi.ResourceOptions.merge(
-                self._on_cloud, pulumi.ResourceOptions(depends_on=[ports[first.name], *self._routed])
-            ),
-        )
 
     def _octavia(self, name: str, subnet_id: pulumi.Input[str]) -> None:
         """A TCP load balancer on the configured VIP in front of every node's clustermesh-apiserver NodePort."""
