@@ -104,10 +104,12 @@ DEFAULT_REGION = "us-east-1"
 CALLER_NAME = "clustermesh-planner"
 """The IAM user the planner answers `getCallerIdentity` as."""
 ZONES_PER_REGION = 3
-"""Availability zones a region reports (`<region>a`, `b`, `c`): what every commercial region has at least."""
+"""Availability zones a region reports (`<region>a`, `b`, `c`): three, as most regions offer; which ones a real
+account sees (and how its zone names map to zone ids) cannot be known offline."""
 EKS_PLATFORM_VERSION = "eks.1"
+"""The platform version a cluster reports: which one EKS gives depends on the Kubernetes version and the day."""
 CA_VALIDITY = datetime.timedelta(days=3650)
-"""An EKS cluster's CA is valid for ten years, as kubeadm's (which EKS runs) is."""
+"""An EKS cluster's CA is valid for ten years (kubeadm's default for a cluster CA too)."""
 ROUTE_ORIGIN = "CreateRoute"
 DOCUMENTATION_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 """The access key id AWS's documentation signs its examples with: what a fabricated EKS token was "signed" with."""
@@ -962,8 +964,8 @@ class Aws:
         } | given
 
     def _cluster_network_config(self, inputs: State) -> State:
-        """EKS's service range unless the program gives one: 172.20.0.0/16 when the VPC is in 10.0.0.0/8, so as not
-        to overlap it, else 10.100.0.0/16."""
+        """EKS's service range unless the program gives one. AWS documents only that it is 10.100.0.0/16 or
+        172.20.0.0/16; EKS is seen to take 172.20.0.0/16 when the VPC is in 10.0.0.0/8, so as not to overlap it."""
         given = dict(inputs.get("kubernetesNetworkConfig") or {})
         subnets = [s for s in (inputs.get("vpcConfig") or {}).get("subnetIds") or [] if isinstance(s, str)]
         first = self._subnets.get(subnets[0]) if subnets else None
