@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from clustermesh import cilium
 from clustermesh.model import ClusterSpec, CniMode, MeshConfig, OpenStackCluster
-from clustermesh.render import calico, metallb
+from clustermesh.render import calico, distro, metallb
 from clustermesh.render.cilium_values import cilium_values
 from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP, calico_chaining_configmap_data
 from components.openstack.infrastructure import (
@@ -28,6 +28,8 @@ from components.openstack.infrastructure import (
 from components.openstack.kubernetes import KubernetesOverSsh, KubernetesOverSshArgs
 from components.tokens import MESH_CLUSTER
 
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+"""The pod-template annotation `kubectl rollout restart` sets: changing it rolls the Deployment."""
 WAIT_FOR = "pulumi.com/waitFor"
 """pulumi-kubernetes waits, on create and update, until the object meets this condition."""
 RELEASE_TIMEOUT_SECONDS = 900
@@ -153,6 +155,8 @@ class MeshCluster(pulumi.ComponentResource):
         )
         if isinstance(spec, OpenStackCluster) and spec.apiserver_load_balancer.metallb is not None:
             self._metallb(name, spec, on_cluster, ready)
+        if isinstance(spec, OpenStackCluster) and spec.cni is CniMode.CALICO:
+            self._restart_dns(name, spec, on_cluster)
 
         # A component's registered outputs replace its inputs in the engine's state, and stack policies read
         # that state: the identity goes in both, or a policy would see it in a preview and lose it after `up`.
@@ -224,6 +228,22 @@ class MeshCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[release])),
         )
         return [release, installation]
+
+    def _restart_dns(self, name: str, spec: OpenStackCluster, on_cluster: pulumi.ResourceOptions) -> None:
+        """Restart the cluster DNS once Cilium chains on Calico: pods started before Cilium keep running without it
+        (no policy, no service load balancing from them), and CoreDNS starts before Cilium here, since Calico is
+        ready first (Cilium's Calico chaining guide: "You must restart these pods"). A fixed annotation value, so
+        it restarts once, when this patch is created, and never on a later `pulumi up`."""
+        k8s.apps.v1.DeploymentPatch(
+            f"{name}-dns-restart",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=distro.coredns_deployment(spec), namespace="kube-system"),
+            spec=k8s.apps.v1.DeploymentSpecPatchArgs(
+                template=k8s.core.v1.PodTemplateSpecPatchArgs(
+                    metadata=k8s.meta.v1.ObjectMetaPatchArgs(annotations={RESTARTED_AT: "after-cilium-chaining"})
+                )
+            ),
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[self.cilium_release])),
+        )
 
     def _metallb(
         self, name: str, spec: OpenStackCluster, on_cluster: pulumi.ResourceOptions, ready: list[pulumi.Resource]

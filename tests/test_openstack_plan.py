@@ -540,3 +540,23 @@ def test_every_planned_calico_object_passes_calicos_crds(stack_file: Path) -> No
         )
         checked += 1
     assert checked >= 1
+
+
+def test_cluster_dns_restarts_once_after_cilium_chains_on_calico(calico_plan: CapturedPlan) -> None:
+    """Pods running before Cilium stay outside it until restarted (Cilium's Calico chaining guide)."""
+    patches = of_type(calico_plan, "kubernetes:apps/v1:DeploymentPatch")
+    releases = {
+        r.urn for r in of_type(calico_plan, "kubernetes:helm.sh/v3:Release") if inputs(r)["chart"] == "cilium"
+    }
+    assert len(patches) == 2  # one per cluster
+    for patch in patches:
+        args = inputs(patch)
+        assert (args["metadata"]["name"], args["metadata"]["namespace"]) == ("coredns", "kube-system")
+        annotations = args["spec"]["template"]["metadata"]["annotations"]
+        assert annotations == {"kubectl.kubernetes.io/restartedAt": "after-cilium-chaining"}
+        assert set(patch.dependencies) & releases
+
+
+def test_a_clusters_own_patch_is_not_written_as_the_mesh_address_patch(tmp_path: Path) -> None:
+    write_plan(plan_config(stack_config(CALICO_MESH_STACK)), tmp_path / "plan", reveal_secrets=False)
+    assert not (tmp_path / "plan" / "clusters" / "hyp" / "address-patch.yaml").exists()

@@ -303,7 +303,7 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
             continue
         if node.type == KUBERNETES_SECRET and node.inputs.get("type") == "Opaque":
             file_name = "clustermesh-secrets.yaml"
-        elif node.type in ADDRESS_PATCHES:
+        elif node.type in ADDRESS_PATCHES and _urn_type(node.parent) == MESH:  # not a cluster's own patch
             file_name = "address-patch.yaml"
         elif node.type == KUBERNETES_CONFIGMAP:
             file_name = "configmaps.yaml"
@@ -315,6 +315,11 @@ def mesh_files_by_cluster(plan: CapturedPlan, *, reveal_secrets: bool) -> dict[s
     return {
         cluster: {name: _manifests_yaml(docs) for name, docs in by_file.items()} for cluster, by_file in files.items()
     }
+
+
+def _urn_type(urn: str) -> str:
+    """The resource type a URN names (`urn:pulumi:<stack>::<project>::<parent types$>type::<name>`)."""
+    return urn.split("::")[2].rsplit("$", 1)[-1] if urn.count("::") >= 3 else ""
 
 
 def machine_files_by_cluster(plan: CapturedPlan) -> dict[str, dict[str, str]]:

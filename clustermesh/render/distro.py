@@ -741,3 +741,15 @@ fi
 log "done"
 """
 )
+
+
+COREDNS_DEPLOYMENTS = {
+    DistroName.RKE2: "rke2-coredns-rke2-coredns",
+    DistroName.K3S: "coredns",
+    DistroName.KUBEADM: "coredns",
+}
+"""The cluster DNS Deployment (kube-system) each distribution installs."""
+
+
+def coredns_deployment(cluster: OpenStackCluster) -> str:
+    return COREDNS_DEPLOYMENTS[cluster.distro.name]
