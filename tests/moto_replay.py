@@ -35,9 +35,11 @@ from unittest import mock
 import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError  # type: ignore[import-untyped]
+from botocore.parsers import ResponseParserError  # type: ignore[import-untyped]
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
+from clustermesh.planner.fabricate_aws import ACCOUNT_ID as PLANNED_ACCOUNT
 from clustermesh.planner.graph import UNKNOWN, Node, Secret
 from clustermesh.planner.runner import CapturedPlan
 
@@ -132,6 +134,9 @@ SETTLED: dict[str, tuple[str, ...]] = {
 path goes through objects and lists). The replay orders by them too."""
 ACCOUNT_OUTPUTS = ("ownerId", "vpcOwnerId", "peerOwnerId", "peerAccountId")
 """Outputs that hold the account: their fabricated value is the replay's account."""
+FREE_TEXT = frozenset({"tags", "description", "name", "namePrefix", "nodeGroupName", "labels"})
+"""Inputs that only name or describe: a value there equal to another resource's id (a tag naming a cluster, whose
+id is its name) is no reference to order by."""
 
 IGNORED_INPUTS: dict[str, dict[str, str]] = {
     SECURITY_GROUP: {"revokeRulesOnDelete": "acts on delete"},
@@ -338,6 +343,9 @@ class ReplaySummary:
     """What AWS makes on its own and moto does not, made by the replay: an EKS cluster's security group."""
     not_replayed: Counter[str] = field(default_factory=Counter)
     """AWS resources of the plan moto does not implement, by type (the reason in `reasons`)."""
+    ignored: Counter[str] = field(default_factory=Counter)
+    """Inputs set in the plan that moto cannot act on (`IGNORED_INPUTS`), as `<Type>.<input>` (the reason in
+    `reasons`)."""
     reasons: dict[str, str] = field(default_factory=dict)
     functions: Counter[str] = field(default_factory=Counter)
     """Provider function calls of the plan, which needed nothing created."""
@@ -359,6 +367,9 @@ class ReplaySummary:
                 f"{n} {_short(kind)} ({self.reasons[kind]})" for kind, n in sorted(self.not_replayed.items())
             )
             text += f"; not replayed: {skipped}"
+        if self.ignored:
+            ignored = ", ".join(f"{n} {key} ({self.reasons[key]})" for key, n in sorted(self.ignored.items()))
+            text += f"; inputs moto cannot act on: {ignored}"
         return text
 
 
@@ -404,15 +415,14 @@ class _Replay:
         if isinstance(value, str):
             if value in self.summary.real:
                 return self.summary.real[value]
-            pattern = self._substrings()
-            return pattern.sub(lambda m: self.summary.real[m.group(0)], value) if pattern else value
+            return self._substrings().sub(lambda m: self.summary.real[m.group(0)], value)
         if isinstance(value, list):
             return [self.real_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
         if isinstance(value, dict):
             return {k: self.real_value(v, f"{where}.{k}") for k, v in value.items()}
         return value
 
-    def _substrings(self) -> re.Pattern[str] | None:
+    def _substrings(self) -> re.Pattern[str]:
         if self._pattern is None:
             keys = sorted((k for k in self.summary.real if _embeddable(k)), key=len, reverse=True)
             alternatives = "|".join(re.escape(k) for k in keys) or "(?!)"
@@ -466,6 +476,10 @@ class _Args:
     def unread(self) -> list[str]:
         return sorted(set(self._inputs) - self._read)
 
+    def ignored(self) -> dict[str, str]:
+        """The inputs set that moto cannot act on, with the reason."""
+        return {k: why for k, why in IGNORED_INPUTS.get(self.node.type, {}).items() if k in self._inputs}
+
 
 def _object(value: Mapping[str, Any], names: Mapping[str, str], where: str) -> dict[str, Any]:
     """A nested input object as API parameters; a key the harness does not translate is an error."""
@@ -506,7 +520,7 @@ class _Step:
             ) from None
         except ParamValidationError as error:
             raise AwsRefused(**refused, code="ParamValidationError", message=str(error)) from None
-        except BotoCoreError as error:
+        except (BotoCoreError, ResponseParserError) as error:  # moto's internal errors are HTML pages
             raise MotoFailure(
                 f"{self.node.name} ({self.node.urn}): moto failed on {service} {operation} in {region} {params!r}: "
                 f"{error}"
@@ -517,17 +531,18 @@ class _Step:
     def name(
         self, *, key: str = "name", prefix_key: str = "namePrefix", id_is_name: bool = False, max_length: int = 255
     ) -> str:
-        """The name to create the resource with: the plan's (input, or the output the planner answered), a
-        prefix plus a unique suffix, or (autonaming, which mocks do not do) the resource's name plus a suffix."""
+        """The name to create the resource with: the plan's (its input, else the output the planner answered,
+        which later inputs reference), else a prefix plus a unique suffix, else (autonaming, which mocks do not do)
+        the id where that is the name, or the resource's name plus a suffix."""
         name = self.args.get(key)
         prefix = self.args.get(prefix_key)
         answered = (self.node.outputs or {}).get(key)
         if name:
             return str(name)
-        if prefix:
-            return f"{prefix}{_suffix(self.node.urn, 26)}"[:max_length]
         if isinstance(answered, str) and answered:
             return answered
+        if prefix:
+            return f"{prefix}{_suffix(self.node.urn, 26)}"[:max_length]
         if id_is_name and self.node.id:
             return self.node.id
         return f"{self.node.name[: max_length - 8]}-{_suffix(self.node.urn, 7)}"
@@ -1196,7 +1211,8 @@ def _cluster(step: _Step) -> dict[str, Any]:
     name = step.name(id_is_name=True, max_length=100)
     cluster = step.call("eks", "create_cluster", **_cluster_params(step, name))["cluster"]
     subnets = cluster["resourcesVpcConfig"]["subnetIds"]
-    described = step.call("ec2", "describe_subnets", SubnetIds=subnets[:1])["Subnets"] if subnets else []
+    in_subnet = [{"Name": "subnet-id", "Values": subnets[:1]}]  # a filter: moto's EKS takes subnets it lacks
+    described = step.call("ec2", "describe_subnets", Filters=in_subnet)["Subnets"] if subnets else []
     vpc_id = described[0]["VpcId"] if described else None
     group_id = _cluster_security_group(step, name, vpc_id) if vpc_id else None
     return {
@@ -1327,16 +1343,29 @@ def _at(value: Any, path: list[str]) -> Iterator[str]:
 
 
 def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, Secret):
-        yield from _strings(value.value)
-    elif isinstance(value, str):
+    if isinstance(value, str):
         yield value
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
     elif isinstance(value, dict):
         for item in value.values():
             yield from _strings(item)
+
+
+def _references(value: Any) -> Iterator[str]:
+    """Every string of an input, free text (`FREE_TEXT`) left out."""
+    if isinstance(value, Secret):
+        yield from _references(value.value)
+    elif isinstance(value, str):
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _references(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in FREE_TEXT:
+                yield from _references(item)
 
 
 class _Graph:
@@ -1361,7 +1390,7 @@ class _Graph:
 
     def dependencies(self, node: Node) -> list[str]:
         declared = [u for d in node.dependencies for u in self.resources(d)]
-        referenced = [self.by_value[s] for s in _strings(node.inputs) if s in self.by_value]
+        referenced = [self.by_value[s] for s in _references(node.inputs) if s in self.by_value]
         return [u for u in dict.fromkeys(declared + referenced) if u != node.urn]
 
 
@@ -1446,11 +1475,15 @@ def _replay_one(ctx: _Replay, node: Node, region: str) -> None:
     if unread := step.args.unread():
         raise HarnessError(f"{node.name} ({node.type}): the harness does not translate input(s) {unread}")
     outputs = node.outputs or {}
+    ctx.known.update(_strings(real))  # real, whether or not the plan holds a fabricated value for it
     ctx.remember(node.id, real["id"])
     ctx.settle({k: outputs[k] for k in SETTLED_ROOTS.get(node.type, ()) if k in outputs}, real)
     for key in ACCOUNT_OUTPUTS:
         if isinstance(outputs.get(key), str) and ACCOUNT_ID.match(outputs[key]):
             ctx.remember(outputs[key], ctx.summary.account_id)
+    for key, reason in step.args.ignored().items():
+        ctx.summary.ignored[f"{_short(node.type)}.{key}"] += 1
+        ctx.summary.reasons[f"{_short(node.type)}.{key}"] = reason
     ctx.summary.ids[node.urn] = real["id"]
     ctx.summary.created[node.type] += 1
     ctx.summary.regions[region] += 1
@@ -1471,7 +1504,8 @@ def replay_plan(
     else a new one); answer what was created and what was not replayed.
 
     `calls` are the plan's provider function calls (objects or mappings with `token`, `args`, `result`): the
-    account getCallerIdentity answered is mapped to the replay's. A resource goes to its `region` input's region,
+    account getCallerIdentity answered is mapped to the replay's, as is the planner's (`fabricate_aws.ACCOUNT_ID`)
+    and any account an owner output holds. A resource goes to its `region` input's region,
     else its provider's, else us-east-1. With `strict_references` (the default) an id or ARN of the account that
     names nothing the plan made is refused before moto sees it (`DanglingReference`); without, it goes to moto,
     which checks some (a route's peering connection) and not others (a route's NAT gateway).
@@ -1479,6 +1513,7 @@ def replay_plan(
     something the harness cannot translate, `MotoFailure` when moto fails.
     """
     ctx = _Replay(server, ReplaySummary(account_id or server.new_account()), strict_references)
+    ctx.remember(PLANNED_ACCOUNT, ctx.summary.account_id)
     _answer_functions(ctx, calls)
     providers = {n.urn: n for n in nodes if n.type == AWS_PROVIDER}
     replayed = _classify(ctx, nodes)
