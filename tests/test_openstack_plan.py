@@ -545,9 +545,7 @@ def test_every_planned_calico_object_passes_calicos_crds(stack_file: Path) -> No
 def test_cluster_dns_restarts_once_after_cilium_chains_on_calico(calico_plan: CapturedPlan) -> None:
     """Pods running before Cilium stay outside it until restarted (Cilium's Calico chaining guide)."""
     patches = of_type(calico_plan, "kubernetes:apps/v1:DeploymentPatch")
-    releases = {
-        r.urn for r in of_type(calico_plan, "kubernetes:helm.sh/v3:Release") if inputs(r)["chart"] == "cilium"
-    }
+    releases = {r.urn for r in of_type(calico_plan, "kubernetes:helm.sh/v3:Release") if inputs(r)["chart"] == "cilium"}
     assert len(patches) == 2  # one per cluster
     for patch in patches:
         args = inputs(patch)
