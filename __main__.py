@@ -29,3 +29,5 @@ pulumi.export("caCertificate", wiring.ca_cert_pem)
 pulumi.export("apiserverAddresses", wiring.addresses)
 pulumi.export("clusters", {c.cluster_name: {"id": c.cluster_id, "cilium": c.cilium_release.status} for c in clusters})
 pulumi.export("kubeconfigs", {c.cluster_name: c.kubeconfig for c in clusters})
+if wiring.underlay.clusters:
+    pulumi.export("awsUnderlay", {"mode": wiring.underlay.mode.value, "reason": wiring.underlay.reason})

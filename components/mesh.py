@@ -22,10 +22,12 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from clustermesh import cilium
-from clustermesh.model import ClusterSpec, ExistingCluster, MeshConfig, ServiceType
+from clustermesh.model import ClusterSpec, EksCluster, ExistingCluster, MeshConfig, ServiceType
 from clustermesh.render import mesh_config
+from clustermesh.render.aws_underlay import Underlay
 from clustermesh.render.mesh_config import EncodedPeers, PeerAddress, ServiceTarget
 from clustermesh.render.mesh_tls import CA_COMMON_NAME, CertificateSpec, cluster_certificates, remote_users
+from components.aws.underlay import connect_vpcs
 from components.calico_peering import exclude_peer_pod_ranges
 from components.mesh_cluster import MeshCluster
 from components.openstack.peering import admit_peers
@@ -52,6 +54,8 @@ class Mesh(pulumi.ComponentResource):
     """The mesh CA certificate (public)."""
     ca_private_key_pem: pulumi.Output[str]
     """The mesh CA key: secret, and never written to any cluster."""
+    underlay: Underlay
+    """How the EKS clusters' VPCs are connected, and why (no cluster when the mesh has no EKS cluster)."""
     addresses: pulumi.Output[dict[str, list[str]]]
     """Each cluster's clustermesh-apiserver addresses as its peers reach it: IPs, or its own hostname."""
 
@@ -96,6 +100,7 @@ class Mesh(pulumi.ComponentResource):
 
         admit_peers(self, args.mesh, args.clusters)
         exclude_peer_pod_ranges(self, args.mesh, args.clusters)
+        self.underlay = connect_vpcs(self, args.mesh, args.clusters)
 
         self.addresses = everyone.apply(lambda a: {n: p.reached_at for n, p in a.items()})
         self.register_outputs(
@@ -163,7 +168,8 @@ class Mesh(pulumi.ComponentResource):
         """Where the cluster's clustermesh-apiserver answers: a pinned IP, node addresses, or its Service's ingress."""
         if spec.pinned_apiserver_ip is not None:
             # Pinned: known at preview, so every peer's configuration is too.
-            return pulumi.Output.from_input(ServiceTarget((str(spec.pinned_apiserver_ip),)))
+            pinned = spec.pinned_apiserver_ips if isinstance(spec, EksCluster) else (spec.pinned_apiserver_ip,)
+            return pulumi.Output.from_input(ServiceTarget(tuple(str(a) for a in pinned)))
         if spec.apiserver_service_type(self._mesh.apiserver_exposure.type) is ServiceType.NODE_PORT:
             return pulumi.Output.from_input(ServiceTarget(tuple(str(a) for a in spec.apiserver_node_addresses)))
         # The Service is the chart's; its id waits on the release, so a preview of a new cluster skips the

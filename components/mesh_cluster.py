@@ -16,10 +16,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from clustermesh import cilium
-from clustermesh.model import ClusterSpec, CniMode, MeshConfig, OpenStackCluster
+from clustermesh.model import ClusterSpec, CniMode, EksCluster, MeshConfig, OpenStackCluster
 from clustermesh.render import calico, distro, metallb
 from clustermesh.render.cilium_values import cilium_values
 from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP, calico_chaining_configmap_data
+from components.aws.eks import EksInfrastructure, EksInfrastructureArgs
 from components.openstack.infrastructure import (
     OpenStackInfrastructure,
     OpenStackInfrastructureArgs,
@@ -51,6 +52,7 @@ def cluster_identity(mesh: MeshConfig, spec: ClusterSpec) -> dict[str, object]:
         "podCidrs": [str(c) for c in spec.pod_cidrs],
         "loadBalancerPools": [str(c) for c in pools],
         "podAddressPairs": [str(c) for c in pod_pairs],
+        **({"vpcCidr": str(spec.vpc_cidr)} if isinstance(spec, EksCluster) else {}),
     }
 
 
@@ -78,6 +80,9 @@ class MeshCluster(pulumi.ComponentResource):
     calico: list[pulumi.Resource]
     """Calico's operator release and Installation, when the program installs Calico (empty otherwise): what the
     Mesh's Calico objects in this cluster wait for."""
+    eks: EksInfrastructure | None
+    """The cluster's VPC, EKS cluster and node groups when the program builds it on AWS (the Mesh connects the VPCs);
+    None otherwise."""
     infrastructure: OpenStackInfrastructure | None
     """The cluster's machines and network when the program builds them on OpenStack (the Mesh adds its peers'
     firewall rules to their security group); None for a cluster that already runs."""
@@ -92,12 +97,19 @@ class MeshCluster(pulumi.ComponentResource):
         self.cluster_name = spec.name
         self.cluster_id = spec.id
         self.infrastructure = None
+        self.eks = None
         ready: list[pulumi.Resource] = []
         context = args.kube_context
         if isinstance(spec, OpenStackCluster):
             self.infrastructure, kubernetes = self._build_on_openstack(name, args, spec)
             kubeconfig: pulumi.Input[str] = kubernetes.kubeconfig
             ready = kubernetes.installed
+        elif isinstance(spec, EksCluster):
+            self.eks = EksInfrastructure(
+                name, EksInfrastructureArgs(mesh=args.mesh, cluster=spec), opts=pulumi.ResourceOptions(parent=self)
+            )
+            kubeconfig = self.eks.kubeconfig
+            ready = list(self.eks.node_groups)
         else:
             assert args.kubeconfig is not None  # validation requires a kubeconfig for kind existing
             kubeconfig = args.kubeconfig
@@ -165,6 +177,7 @@ class MeshCluster(pulumi.ComponentResource):
                 **cluster_identity(args.mesh, spec),
                 "kubeconfig": self.kubeconfig,
                 "ciliumStatus": self.cilium_release.status,
+                **({"vpcId": self.eks.vpc_id} if self.eks is not None else {}),
             }
         )
 

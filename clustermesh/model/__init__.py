@@ -11,6 +11,7 @@ from clustermesh.model.common import (
     MAX_HOURS,
     PROJECT,
     UNDECRYPTED_SECRET,
+    AwsUnderlay,
     Certificates,
     ClusterBase,
     ClusterExposure,
@@ -30,6 +31,7 @@ from clustermesh.model.common import (
     WholeNumber,
     shown,
 )
+from clustermesh.model.eks import AvailabilityZone, EksCluster, NodeGroup
 from clustermesh.model.existing import ExistingCluster
 from clustermesh.model.mesh import CLUSTER_MODELS, ClusterSpec, MeshConfig
 from clustermesh.model.openstack import (
@@ -65,6 +67,8 @@ __all__ = [
     "UNDECRYPTED_SECRET",
     "AddressRange",
     "ApiserverLoadBalancer",
+    "AvailabilityZone",
+    "AwsUnderlay",
     "Bastion",
     "Calico",
     "CalicoEncapsulation",
@@ -76,6 +80,7 @@ __all__ = [
     "CniMode",
     "Distro",
     "DistroName",
+    "EksCluster",
     "Encryption",
     "ExistingCluster",
     "ExistingNetwork",
@@ -91,6 +96,7 @@ __all__ = [
     "NetworkChoice",
     "NewNetwork",
     "Node",
+    "NodeGroup",
     "NodePool",
     "NodeRole",
     "Octavia",

@@ -106,6 +106,7 @@ class ClusterKind(StrEnum):
 
     EXISTING = "existing"
     OPENSTACK = "openstack"
+    EKS = "eks"
 
 
 class CniMode(StrEnum):
@@ -128,6 +129,15 @@ class Encryption(StrEnum):
     NONE = "none"
     WIREGUARD = "wireguard"
     """Cilium's transparent WireGuard encryption of pod traffic, within and between clusters."""
+
+
+class AwsUnderlay(StrEnum):
+    """How the VPCs of a mesh's EKS clusters reach each other."""
+
+    AUTO = "auto"
+    """Peering while every VPC stays within AWS's default peering quota, Transit Gateways past it."""
+    PEERING = "peering"
+    TRANSIT_GATEWAY = "transit-gateway"
 
 
 class ServiceType(StrEnum):

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BeforeValidator
 from clustermesh.model.common import (
     DEFAULT_CILIUM_VERSION,
     DEFAULT_DOMAIN,
+    AwsUnderlay,
     Certificates,
     Encryption,
     Flag,
@@ -18,15 +19,17 @@ from clustermesh.model.common import (
     _Model,
     _whole_number,
 )
+from clustermesh.model.eks import EksCluster
 from clustermesh.model.existing import ExistingCluster
 from clustermesh.model.openstack import OpenStackCluster
 
-ClusterSpec = ExistingCluster | OpenStackCluster
+ClusterSpec = ExistingCluster | OpenStackCluster | EksCluster
 """A cluster of any kind; `kind` says which (config.py picks the model by it)."""
 
-CLUSTER_MODELS: dict[str, type[ExistingCluster] | type[OpenStackCluster]] = {
+CLUSTER_MODELS: dict[str, type[ExistingCluster] | type[OpenStackCluster] | type[EksCluster]] = {
     "existing": ExistingCluster,
     "openstack": OpenStackCluster,
+    "eks": EksCluster,
 }
 
 
@@ -47,6 +50,8 @@ class MeshConfig(_Model):
     native_routing_cidrs: tuple[IPNetwork, ...] = ()
     """With native routing: the ranges (one per family) that hold every cluster's pod CIDRs."""
     certificates: Certificates = Certificates()
+    aws_underlay: AwsUnderlay = AwsUnderlay.AUTO
+    """How EKS clusters' VPCs are connected: peering, Transit Gateways, or the one that fits (auto)."""
     clusters: tuple[ClusterSpec, ...]
 
     @property

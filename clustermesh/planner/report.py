@@ -557,3 +557,7 @@ def print_summary(plan: CapturedPlan, console: Console, *, cluster: str | None =
     for type_, count in sorted(counts.items()):
         table.add_row(type_, str(count))
     console.print(table)
+    underlay = plan.outputs.get("awsUnderlay")
+    if cluster is None and isinstance(underlay, dict):
+        # Which network joins the EKS clusters' VPCs is a choice the program makes: say which, and why.
+        console.print(f"AWS underlay: {underlay.get('mode')} ({underlay.get('reason')})")

@@ -21,7 +21,6 @@ from clustermesh.model import (
     CalicoEncapsulation,
     CniMode,
     DistroName,
-    ExistingCluster,
     MeshConfig,
     OpenStackCluster,
 )
@@ -196,7 +195,7 @@ def peer_pool(cluster: OpenStackCluster, peer_name: str, peer_cidr: IPv4Network 
 def peer_pools(mesh: MeshConfig, cluster: OpenStackCluster) -> list[dict[str, Any]]:
     """A disabled pool for each peer whose pods reach `cluster` from their own addresses (`native_pod_cidrs`)."""
     _calico(cluster)
-    peers: list[OpenStackCluster | ExistingCluster] = [c for c in mesh.clusters if c.name != cluster.name]
+    peers = [c for c in mesh.clusters if c.name != cluster.name]
     pools = [peer_pool(cluster, peer.name, cidr) for peer in peers for cidr in native_pod_cidrs(peer)]
     names = [pool["metadata"]["name"] for pool in pools]
     if len(set(names)) != len(names):

@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from clustermesh.cilium import CLUSTER_POOL_MASK
-from clustermesh.model import ClusterSpec, CniMode, Encryption, ExistingCluster, MeshConfig, RoutingMode, ServiceType
+from clustermesh.model import (
+    ClusterSpec,
+    CniMode,
+    Encryption,
+    ExistingCluster,
+    MeshConfig,
+    OpenStackCluster,
+    RoutingMode,
+    ServiceType,
+)
 from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP
 from clustermesh.render.mesh_tls import AUTH_MODE
 
@@ -114,7 +123,7 @@ def _service_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
         if own.hostname is not None and own.route53_zone_id is None:
             # Points the name at the load balancer where external-dns runs; inert where it does not.
             annotations.setdefault(EXTERNAL_DNS_HOSTNAME, own.hostname)
-    elif cluster.apiserver_load_balancer.metallb is not None:
+    elif isinstance(cluster, OpenStackCluster) and cluster.apiserver_load_balancer.metallb is not None:
         # MetalLB's own way to pin an address (Service.spec.loadBalancerIP is deprecated since Kubernetes 1.24).
         annotations[METALLB_ADDRESS] = str(cluster.apiserver_load_balancer.metallb.apiserver_address)
     if annotations:

@@ -23,10 +23,10 @@ from ipaddress import IPv4Network, IPv6Network
 
 from clustermesh.model import (
     CalicoEncapsulation,
+    ClusterSpec,
     CniMode,
     DistroName,
     Encryption,
-    ExistingCluster,
     MeshConfig,
     OpenStackCluster,
     RoutingMode,
@@ -156,7 +156,7 @@ def _own_node_rules(cluster: OpenStackCluster) -> Iterator[IngressRule]:
             )
 
 
-def calico_chained(cluster: OpenStackCluster | ExistingCluster) -> bool:
+def calico_chained(cluster: ClusterSpec) -> bool:
     """Whether the program runs Calico on `cluster` (an OpenStack cluster with `cni: calico`)."""
     return isinstance(cluster, OpenStackCluster) and cluster.cni is CniMode.CALICO
 
@@ -225,18 +225,18 @@ def cluster_rules(mesh: MeshConfig, cluster: OpenStackCluster) -> list[IngressRu
     return _ordered([*own, *_admin_rules(cluster), *_subnet_rules(mesh, cluster)])
 
 
-def _peer_cidrs(peer: OpenStackCluster | ExistingCluster) -> set[IPv4Network | IPv6Network]:
+def _peer_cidrs(peer: ClusterSpec) -> set[IPv4Network | IPv6Network]:
     """Every address the peer's nodes may ever have, so a node added in range needs no new rule.
 
     Each pool's CIDRs as the pool gives them, never merged across pools: a merge would turn two rules into
     one when a pool is added, replacing rules instead of adding one.
     """
-    if isinstance(peer, ExistingCluster):
-        return {peer.node_cidr} if peer.node_cidr is not None else set()
-    return {cidr for pool in peer.node_pools for cidr in pool.reserved}
+    if isinstance(peer, OpenStackCluster):
+        return {cidr for pool in peer.node_pools for cidr in pool.reserved}
+    return {peer.node_cidr} if peer.node_cidr is not None else set()
 
 
-def native_pod_cidrs(cluster: OpenStackCluster | ExistingCluster) -> list[IPv4Network | IPv6Network]:
+def native_pod_cidrs(cluster: ClusterSpec) -> list[IPv4Network | IPv6Network]:
     """The pod addresses `cluster` puts on the wire towards its peers: none in tunnel mode; its Calico pool
     when the program runs Calico there; an existing natively routed cluster's IPv4 pod CIDRs.
 
@@ -250,9 +250,7 @@ def native_pod_cidrs(cluster: OpenStackCluster | ExistingCluster) -> list[IPv4Ne
     return list(cluster.ipv4_pod_cidrs)
 
 
-def peer_rules(
-    mesh: MeshConfig, cluster: OpenStackCluster, peer: OpenStackCluster | ExistingCluster
-) -> list[IngressRule]:
+def peer_rules(mesh: MeshConfig, cluster: OpenStackCluster, peer: ClusterSpec) -> list[IngressRule]:
     """What admits `peer`'s nodes into `cluster`'s security group: tunnel, health, clustermesh-apiserver.
 
     Keys hold the CIDR, and peers' node addresses are distinct, so the rules of two peers never share a key.

@@ -22,6 +22,7 @@ from clustermesh.model import (
     UNDECRYPTED_SECRET,
     ClusterSpec,
     CniMode,
+    EksCluster,
     ExistingCluster,
     IPAddress,
     IPNetwork,
@@ -31,6 +32,7 @@ from clustermesh.model import (
     ServiceType,
 )
 from clustermesh.render.mesh_config import peer_hostname
+from clustermesh.validation.eks import eks_cluster_rules, eks_mesh_rules
 from clustermesh.validation.openstack import openstack_cluster_rules, openstack_mesh_rules
 from clustermesh.validation.problem import Problem
 
@@ -69,6 +71,8 @@ def validate_mesh(
     problems += _address_rules(clusters)
     problems += openstack_mesh_rules([(i, c) for i, c in clusters if isinstance(c, OpenStackCluster)])
     if mesh is not None:
+        problems += eks_mesh_rules(mesh, [(i, c) for i, c in clusters if isinstance(c, EksCluster)])
+    if mesh is not None:
         problems += _mesh_rules(mesh, clusters, unchecked)
     return problems
 
@@ -87,8 +91,10 @@ def _cluster_rules(
     yield from _routing_rules(at, cluster)
     if isinstance(cluster, ExistingCluster):
         yield from _kubeconfig_rules(at, cluster, raw, secret_keys)
-    else:
+    elif isinstance(cluster, OpenStackCluster):
         yield from openstack_cluster_rules(at, cluster, raw, secret_keys)
+    else:
+        yield from eks_cluster_rules(at, cluster)
 
 
 def _pod_cidr_rules(at: str, cluster: ClusterSpec) -> Iterator[Problem]:
@@ -515,6 +521,8 @@ def _existing(clusters: Indexed) -> Iterator[tuple[int, ExistingCluster]]:
 def _pinned_path(cluster: ClusterSpec) -> str:
     if isinstance(cluster, ExistingCluster):
         return "apiserverExposure.loadBalancerIP"
+    if isinstance(cluster, EksCluster):
+        return "availabilityZones[0].apiserverAddress"
     if cluster.apiserver_load_balancer.metallb is not None:
         return "apiserverLoadBalancer.metallb.apiserverAddress"
     return "apiserverLoadBalancer.octavia.vipAddress"
