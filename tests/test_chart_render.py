@@ -225,6 +225,7 @@ VARIANTS: dict[str, Callable[[], tuple[dict[str, str], frozenset[str]]]] = {
     "openstack k3s with wireguard": _wireguard,
     "openstack kubeadm chained on calico (tutorial 004)": _stack("openstack-kubeadm"),
     "openstack calico mesh (tutorial 003's intent)": _stack("openstack-calico-mesh"),
+    "eks chained on aws-cni (tutorial 001)": _stack("eks-tutorial"),
 }
 
 
@@ -239,7 +240,8 @@ def _config_value(raw: Mapping[str, str], key: str) -> Any:
 
 def _expected_config(raw: Mapping[str, str], entry: Mapping[str, Any]) -> dict[str, str]:
     """The `cilium-config` entries a cluster of this config must run with."""
-    routing = entry["routing"]
+    eks = entry["kind"] == "eks"  # EKS clusters default to aws-cni chaining, routed natively
+    routing = entry.get("routing") or ({"mode": "native"} if eks else {"mode": "tunnel", "tunnelProtocol": "vxlan"})
     expected = {
         "cluster-name": entry["name"],
         "cluster-id": str(entry["id"]),
@@ -252,7 +254,7 @@ def _expected_config(raw: Mapping[str, str], entry: Mapping[str, Any]) -> dict[s
         expected["tunnel-protocol"] = routing["tunnelProtocol"]
     if raw.get("clustermesh:encryption") == "wireguard":
         expected["enable-wireguard"] = "true"
-    cni = entry.get("cni", "cilium")
+    cni = entry.get("cni", "aws-cni" if eks else "cilium")
     if cni != "cilium":
         expected["cni-chaining-mode"] = CHAINING_MODE[cni]
         return expected
