@@ -161,3 +161,9 @@ def test_transit_gateways_need_the_mesh_range_to_hold_every_vpc() -> None:
     found = [p for p in problems(config) if "is outside nativeRoutingCidrs" in p]
     outside = [f"clusters[{i - 1}].vpcCidr: 10.{i}.0.0/16" for i in range(32, 61)]
     assert sorted(p.split(" is outside")[0] for p in found) == sorted(outside)
+
+
+def test_an_admin_principal_must_be_an_iam_arn() -> None:
+    config = copy.deepcopy(config_of(TUTORIAL))
+    cluster_set(1, "adminPrincipals", ["platform-admin"])(config)
+    assert "clusters[1].adminPrincipals[0]: 'platform-admin' is not an IAM role or user ARN" in problems(config)

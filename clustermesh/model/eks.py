@@ -63,6 +63,8 @@ class EksCluster(ClusterBase):
     node_groups: tuple[NodeGroup, ...] = Field(min_length=1)
     public_access_cidrs: tuple[IPNetwork, ...] = ()
     """Networks that may reach the API's public endpoint; none keeps the endpoint private only."""
+    admin_principals: tuple[str, ...] = ()
+    """IAM role or user ARNs given cluster-admin access entries, besides the identity that runs `pulumi up`."""
 
     @model_validator(mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from clustermesh.validation.problem import Problem
 
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 KUBERNETES_MINOR = re.compile(r"1\.\d+")
+IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+")
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}")
 VPC_PREFIXES = (16, 28)
 """A VPC's IPv4 CIDR block is /16 to /28 (Amazon VPC user guide, "VPC CIDR blocks"); so is a subnet's."""
@@ -34,6 +35,11 @@ def eks_cluster_rules(at: str, cluster: EksCluster) -> Iterator[Problem]:
     yield from _vpc_rules(at, cluster)
     yield from _zone_rules(at, cluster)
     yield from _service_rules(at, cluster)
+    yield from _node_group_rules(at, cluster)
+    yield from _access_rules(at, cluster)
+
+
+def _node_group_rules(at: str, cluster: EksCluster) -> Iterator[Problem]:
     names: set[str] = set()
     for i, group in enumerate(cluster.node_groups):
         here = f"{at}.nodeGroups[{i}]"
@@ -43,11 +49,17 @@ def eks_cluster_rules(at: str, cluster: EksCluster) -> Iterator[Problem]:
         if not group.min_size <= group.desired_size <= group.max_size:
             yield Problem(
                 here,
-                f"needs minSize <= desiredSize <= maxSize (got {group.min_size}, "
-                f"{group.desired_size}, {group.max_size})",
+                f"needs minSize <= desiredSize <= maxSize (got {group.min_size}, {group.desired_size}, "
+                f"{group.max_size})",
             )
         if not group.instance_types:
             yield Problem(f"{here}.instanceTypes", "needs at least one instance type")
+
+
+def _access_rules(at: str, cluster: EksCluster) -> Iterator[Problem]:
+    for i, principal in enumerate(cluster.admin_principals):
+        if not IAM_PRINCIPAL.fullmatch(principal):
+            yield Problem(f"{at}.adminPrincipals[{i}]", f"{principal!r} is not an IAM role or user ARN")
     for i, cidr in enumerate(cluster.public_access_cidrs):
         if cidr.prefixlen == 0:
             yield Problem(

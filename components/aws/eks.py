@@ -21,6 +21,7 @@ from components.tokens import EKS_INFRASTRUCTURE
 
 NAT_EVERYWHERE = "0.0.0.0/0"
 """The private subnets' default route (to the NAT gateway): egress, which nodes need to pull images."""
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 AMI_TYPE = "AL2023_x86_64_STANDARD"
 """Amazon Linux 2023, which requires IMDSv2 (hop limit 2) by default."""
 
@@ -112,6 +113,18 @@ class EksInfrastructure(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(self._on_aws, pulumi.ResourceOptions(depends_on=cluster_role[1])),
         )
         self.node_security_group_id = eks_cluster.vpc_config.cluster_security_group_id
+        for i, principal in enumerate(cluster.admin_principals):
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{i}", cluster_name=eks_cluster.name, principal_arn=principal, opts=self._on_aws
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{i}",
+                cluster_name=eks_cluster.name,
+                principal_arn=principal,
+                policy_arn=CLUSTER_ADMIN_POLICY,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=pulumi.ResourceOptions.merge(self._on_aws, pulumi.ResourceOptions(depends_on=[entry])),
+            )
         # Kept for chaining, with no SNAT towards the other clusters: pods keep their addresses across the mesh.
         aws.eks.Addon(
             f"{name}-vpc-cni",
