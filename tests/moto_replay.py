@@ -40,49 +40,51 @@ from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
 from clustermesh.planner.fabricate_aws import ACCOUNT_ID as PLANNED_ACCOUNT
+from clustermesh.planner.fabricate_aws import (  # the planner's own names for what it fabricates
+    ASG_ATTACHMENT,
+    AWS_PROVIDER,
+    DEFAULT_REGION,
+    EGRESS_RULE,
+    EIP,
+    EKS_CLUSTER,
+    GET_CALLER_IDENTITY,
+    INGRESS_RULE,
+    INTERNET_GATEWAY,
+    KMS_KEY,
+    LISTENER,
+    LOAD_BALANCER,
+    NAT_GATEWAY,
+    PEERING,
+    PEERING_ACCEPTER,
+    ROLE,
+    ROLE_POLICY_ATTACHMENT,
+    ROUTE,
+    ROUTE_TABLE,
+    ROUTE_TABLE_ASSOCIATION,
+    SECURITY_GROUP,
+    SUBNET,
+    TARGET_GROUP,
+    TGW_PEERING,
+    TGW_PEERING_ACCEPTER,
+    TGW_ROUTE,
+    TGW_ROUTE_TABLE,
+    TGW_VPC_ATTACHMENT,
+    TRANSIT_GATEWAY,
+    VPC,
+)
 from clustermesh.planner.graph import UNKNOWN, Node, Secret
 from clustermesh.planner.runner import CapturedPlan
 
-DEFAULT_REGION = "us-east-1"
 """A resource's region when neither it nor its provider names one (the provider's own default)."""
 MOTO_DEFAULT_ACCOUNT = "123456789012"
-AWS_PROVIDER = "pulumi:providers:aws"
 
-VPC = "aws:ec2/vpc:Vpc"
-SUBNET = "aws:ec2/subnet:Subnet"
-INTERNET_GATEWAY = "aws:ec2/internetGateway:InternetGateway"
-EIP = "aws:ec2/eip:Eip"
-NAT_GATEWAY = "aws:ec2/natGateway:NatGateway"
-ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
-ROUTE = "aws:ec2/route:Route"
-ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
-SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
-INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-PEERING = "aws:ec2/vpcPeeringConnection:VpcPeeringConnection"
-PEERING_ACCEPTER = "aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter"
-TRANSIT_GATEWAY = "aws:ec2transitgateway/transitGateway:TransitGateway"
-TGW_VPC_ATTACHMENT = "aws:ec2transitgateway/vpcAttachment:VpcAttachment"
-TGW_ROUTE_TABLE = "aws:ec2transitgateway/routeTable:RouteTable"
-TGW_ROUTE = "aws:ec2transitgateway/route:Route"
 TGW_ROUTE_TABLE_ASSOCIATION = "aws:ec2transitgateway/routeTableAssociation:RouteTableAssociation"
 TGW_ROUTE_TABLE_PROPAGATION = "aws:ec2transitgateway/routeTablePropagation:RouteTablePropagation"
-TGW_PEERING = "aws:ec2transitgateway/peeringAttachment:PeeringAttachment"
-TGW_PEERING_ACCEPTER = "aws:ec2transitgateway/peeringAttachmentAccepter:PeeringAttachmentAccepter"
-LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
-TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
-LISTENER = "aws:lb/listener:Listener"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-KMS_KEY = "aws:kms/key:Key"
-EKS_CLUSTER = "aws:eks/cluster:Cluster"
 EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 EKS_ADDON = "aws:eks/addon:Addon"
 EKS_ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
 EKS_ACCESS_POLICY_ASSOCIATION = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
-ASG_ATTACHMENT = "aws:autoscaling/attachment:Attachment"
 
-GET_CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
 NOTHING_TO_CREATE = {
     GET_CALLER_IDENTITY: "the account (its fabricated id is mapped to the replay's)",
     "aws:index/getPartition:getPartition": "the partition",
