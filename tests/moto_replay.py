@@ -75,7 +75,6 @@ from clustermesh.planner.fabricate_aws import (  # the planner's own names for w
 from clustermesh.planner.graph import UNKNOWN, Node, Secret
 from clustermesh.planner.runner import CapturedPlan
 
-"""A resource's region when neither it nor its provider names one (the provider's own default)."""
 MOTO_DEFAULT_ACCOUNT = "123456789012"
 
 TGW_ROUTE_TABLE_ASSOCIATION = "aws:ec2transitgateway/routeTableAssociation:RouteTableAssociation"
