@@ -295,8 +295,10 @@ BAD: dict[str, Bad] = {
     ),
     "name default": Bad("clusters[0].name", "'default' is reserved", stack(with_cluster(0, name="default"))),
     "name a number": Bad("clusters[0].name", "must be a string (got 123); quote it", stack(with_cluster(0, name=123))),
-    "kind eks": Bad(
-        "clusters[0].kind", "must be one of 'existing', 'openstack' (got 'eks')", stack(with_cluster(0, kind="eks"))
+    "kind gke": Bad(
+        "clusters[0].kind",
+        "must be one of 'existing', 'openstack', 'eks' (got 'gke')",
+        stack(with_cluster(0, kind="gke")),
     ),
     "kind missing": Bad("clusters[0].kind", "required", stack(with_cluster(0, kind=OMIT))),
     "cluster entry a string": Bad(

@@ -20,19 +20,12 @@ from typing import Any
 
 import pytest
 
-from clustermesh.planner.graph import UNKNOWN, Node, Secret
-from clustermesh.planner.runner import run_program
-from clustermesh.planner.stackfile import StackSettings
-from tests.moto_replay import (
+from clustermesh.planner.fabricate_aws import (
     ASG_ATTACHMENT,
     AWS_PROVIDER,
     EGRESS_RULE,
     EIP,
-    EKS_ACCESS_ENTRY,
-    EKS_ACCESS_POLICY_ASSOCIATION,
-    EKS_ADDON,
     EKS_CLUSTER,
-    EKS_NODE_GROUP,
     GET_CALLER_IDENTITY,
     INGRESS_RULE,
     INTERNET_GATEWAY,
@@ -40,7 +33,6 @@ from tests.moto_replay import (
     LISTENER,
     LOAD_BALANCER,
     NAT_GATEWAY,
-    NOT_REPLAYED,
     PEERING,
     PEERING_ACCEPTER,
     ROLE,
@@ -55,11 +47,21 @@ from tests.moto_replay import (
     TGW_PEERING_ACCEPTER,
     TGW_ROUTE,
     TGW_ROUTE_TABLE,
-    TGW_ROUTE_TABLE_ASSOCIATION,
-    TGW_ROUTE_TABLE_PROPAGATION,
     TGW_VPC_ATTACHMENT,
     TRANSIT_GATEWAY,
     VPC,
+)
+from clustermesh.planner.graph import UNKNOWN, Node, Secret
+from clustermesh.planner.runner import run_program
+from clustermesh.planner.stackfile import StackSettings
+from tests.moto_replay import (
+    EKS_ACCESS_ENTRY,
+    EKS_ACCESS_POLICY_ASSOCIATION,
+    EKS_ADDON,
+    EKS_NODE_GROUP,
+    NOT_REPLAYED,
+    TGW_ROUTE_TABLE_ASSOCIATION,
+    TGW_ROUTE_TABLE_PROPAGATION,
     AwsRefused,
     DanglingReference,
     HarnessError,
