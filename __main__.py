@@ -30,4 +30,4 @@ pulumi.export("apiserverAddresses", wiring.addresses)
 pulumi.export("clusters", {c.cluster_name: {"id": c.cluster_id, "cilium": c.cilium_release.status} for c in clusters})
 pulumi.export("kubeconfigs", {c.cluster_name: c.kubeconfig for c in clusters})
 if wiring.underlay.clusters:
-    pulumi.export("awsUnderlay", {"mode": wiring.underlay.mode.value, "reason": wiring.underlay.reason})
+    pulumi.export("awsUnderlay", wiring.underlay.summary())

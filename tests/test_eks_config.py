@@ -45,6 +45,14 @@ def cluster_set(index: int, key: str, value: Any) -> Change:
     return change
 
 
+def both(first: Change, second: Change) -> Change:
+    def change(config: dict[str, Any]) -> None:
+        first(config)
+        second(config)
+
+    return change
+
+
 CASES: dict[str, tuple[Change, str, str]] = {
     "vpcs overlap": (
         cluster_set(1, "vpcCidr", "10.248.0.0/16"),
@@ -128,6 +136,26 @@ CASES: dict[str, tuple[Change, str, str]] = {
         "needs minSize <= desiredSize <= maxSize",
     ),
     "region": (cluster_set(0, "region", "mars"), "clusters[0].region", "is not an AWS region"),
+    "no way to reach the API": (
+        cluster_set(0, "publicAccessCidrs", []),
+        "clusters[0]",
+        "give publicAccessCidrs (the API's public endpoint) or apiAccessCidrs (its private one)",
+    ),
+    "private API open to the world": (
+        cluster_set(0, "apiAccessCidrs", ["0.0.0.0/0"]),
+        "clusters[0].apiAccessCidrs[0]",
+        "opens the Kubernetes API to the world",
+    ),
+    "cilium in place of aws-cni": (
+        both(cluster_set(0, "cni", "cilium"), cluster_set(0, "podCidrs", ["10.40.0.0/16"])),
+        "clusters[0].cni",
+        "not available on kind eks yet",
+    ),
+    "kube-proxy replacement on eks": (
+        cluster_set(0, "kubeProxyReplacement", True),
+        "clusters[0].kubeProxyReplacement",
+        "not on kind eks",
+    ),
 }
 
 
@@ -149,8 +177,8 @@ def test_forced_peering_past_the_quota_is_refused_with_the_reason() -> None:
     config = config_of(SIXTY)
     config["clustermesh:awsUnderlay"] = "peering"
     assert (
-        "awsUnderlay: peering 60 EKS clusters takes 59 peering connections per VPC, more than AWS's default quota of "
-        "50: use transit-gateway or auto"
+        "awsUnderlay: peering 60 EKS clusters takes 59 peering connections and routes per VPC, more than AWS's "
+        "default quotas allow (49): use transit-gateway or auto"
     ) in problems(config)
 
 

@@ -63,6 +63,8 @@ class EksCluster(ClusterBase):
     node_groups: tuple[NodeGroup, ...] = Field(min_length=1)
     public_access_cidrs: tuple[IPNetwork, ...] = ()
     """Networks that may reach the API's public endpoint; none keeps the endpoint private only."""
+    api_access_cidrs: tuple[IPNetwork, ...] = ()
+    """Networks (a peered network, a VPN, a runner in the VPC) that may reach the private endpoint."""
     admin_principals: tuple[str, ...] = ()
     """IAM role or user ARNs given cluster-admin access entries, besides the identity that runs `pulumi up`."""
 

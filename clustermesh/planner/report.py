@@ -561,3 +561,5 @@ def print_summary(plan: CapturedPlan, console: Console, *, cluster: str | None =
     if cluster is None and isinstance(underlay, dict):
         # Which network joins the EKS clusters' VPCs is a choice the program makes: say which, and why.
         console.print(f"AWS underlay: {underlay.get('mode')} ({underlay.get('reason')})")
+        for need in underlay.get("quotas") or []:
+            console.print(f"  raise AWS quotas first: {need}")

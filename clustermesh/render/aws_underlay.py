@@ -12,9 +12,11 @@ from itertools import combinations
 
 from clustermesh.model import AwsUnderlay, EksCluster, MeshConfig
 
-PEERING_QUOTA = 50
-"""Active VPC peering connections per VPC, AWS's default quota (Amazon VPC quotas: "Active VPC peering connections
-per VPC", adjustable to 125)."""
+PEERING_QUOTA = 49
+"""The most peers a VPC takes: AWS's default quotas are 50 active peering connections per VPC and 50 routes per route
+table (Amazon VPC quotas), and each private route table also holds its default route to the NAT gateway."""
+DEFAULT_REGIONAL_QUOTA = 5
+"""AWS's default per-region quota of VPCs, internet gateways and Elastic IPs (and of NAT gateways per zone)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class Underlay:
     @property
     def regions(self) -> list[str]:
         return sorted({c.region for c in self.clusters})
+
+    def summary(self) -> dict[str, object]:
+        """What the planner prints and the stack exports: the choice, why, and the quotas to raise first."""
+        return {"mode": self.mode.value, "reason": self.reason, "quotas": regional_quota_needs(self)}
 
     @property
     def region_pairs(self) -> list[tuple[str, str]]:
@@ -54,14 +60,28 @@ def choose_underlay(mesh: MeshConfig) -> Underlay:
     if peerings > PEERING_QUOTA:
         return Underlay(
             AwsUnderlay.TRANSIT_GATEWAY,
-            f"auto: {len(clusters)} EKS clusters need {peerings} peering connections per VPC, more than AWS's default "
-            f"quota of {PEERING_QUOTA}: a Transit Gateway per region ({len({c.region for c in clusters})}), "
-            "peered across regions",
+            f"auto: {len(clusters)} EKS clusters need {peerings} peering connections (and routes) per VPC, more than "
+            f"AWS's default quotas allow ({PEERING_QUOTA}): a Transit Gateway per region "
+            f"({len({c.region for c in clusters})}), peered across regions",
             clusters,
         )
     return Underlay(
         AwsUnderlay.PEERING,
         f"auto: {len(clusters)} EKS clusters need {peerings} peering connection(s) per VPC, within AWS's default "
-        f"quota of {PEERING_QUOTA}: VPC peering",
+        f"quotas ({PEERING_QUOTA}): VPC peering",
         clusters,
     )
+
+
+def regional_quota_needs(underlay: Underlay) -> list[str]:
+    """What the mesh asks of AWS's default regional quotas beyond their defaults, to raise before `pulumi up`."""
+    needs = []
+    for region in underlay.regions:
+        clusters = [c for c in underlay.clusters if c.region == region]
+        zones = max((len(c.availability_zones) for c in clusters), default=0)
+        if len(clusters) > DEFAULT_REGIONAL_QUOTA:
+            needs.append(
+                f"{region}: {len(clusters)} VPCs and internet gateways, {len(clusters) * zones} Elastic IPs, "
+                f"{len(clusters)} NAT gateways per zone (default quota {DEFAULT_REGIONAL_QUOTA} each)"
+            )
+    return needs

@@ -43,8 +43,11 @@ def trust_policy(service: str) -> str:
     )
 
 
-def peer_vpc_cidrs(mesh: MeshConfig, cluster: EksCluster) -> list[IPv4Network | IPv6Network]:
-    """The other EKS clusters' VPC ranges (the mesh's other clusters whose pods are on the wire)."""
+def snat_exclusions(mesh: MeshConfig, cluster: EksCluster) -> list[IPv4Network | IPv6Network]:
+    """What the VPC CNI must not masquerade towards: the mesh's range when given (`nativeRoutingCidrs`, which a
+    Transit Gateway mesh requires: stable as clusters join), else every other EKS cluster's VPC."""
+    if mesh.native_routing_cidrs:
+        return list(mesh.native_routing_cidrs)
     return [c.vpc_cidr for c in mesh.clusters if isinstance(c, EksCluster) and c.name != cluster.name]
 
 

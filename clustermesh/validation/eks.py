@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from ipaddress import IPv4Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from clustermesh.model import AvailabilityZone, AwsUnderlay, CniMode, EksCluster, MeshConfig
 from clustermesh.render.aws_underlay import PEERING_QUOTA, choose_underlay
@@ -30,8 +30,20 @@ def eks_cluster_rules(at: str, cluster: EksCluster) -> Iterator[Problem]:
         yield Problem(f"{at}.region", f"{cluster.region!r} is not an AWS region such as us-east-1")
     if not KUBERNETES_MINOR.fullmatch(cluster.kubernetes_version):
         yield Problem(f"{at}.kubernetesVersion", f"{cluster.kubernetes_version!r} is not an EKS version such as 1.35")
-    if cluster.cni not in (CniMode.AWS_CNI, CniMode.CILIUM):
-        yield Problem(f"{at}.cni", f"{cluster.cni} is not available on kind eks; use aws-cni or cilium")
+    if cluster.cni is not CniMode.AWS_CNI:
+        # Cilium in place of the VPC CNI needs aws-node evicted and its iptables chains flushed: not built yet.
+        yield Problem(f"{at}.cni", f"{cluster.cni} is not available on kind eks yet; Cilium chains on aws-cni")
+    if cluster.kube_proxy_replacement:
+        yield Problem(
+            f"{at}.kubeProxyReplacement",
+            "not on kind eks: EKS keeps kube-proxy, and chained on aws-cni Cilium does not replace it",
+        )
+    if not cluster.public_access_cidrs and not cluster.api_access_cidrs:
+        yield Problem(
+            at,
+            "give publicAccessCidrs (the API's public endpoint) or apiAccessCidrs (its private one): `pulumi up` "
+            "must reach the API to install Cilium",
+        )
     yield from _vpc_rules(at, cluster)
     yield from _zone_rules(at, cluster)
     yield from _service_rules(at, cluster)
@@ -60,10 +72,18 @@ def _access_rules(at: str, cluster: EksCluster) -> Iterator[Problem]:
     for i, principal in enumerate(cluster.admin_principals):
         if not IAM_PRINCIPAL.fullmatch(principal):
             yield Problem(f"{at}.adminPrincipals[{i}]", f"{principal!r} is not an IAM role or user ARN")
-    for i, cidr in enumerate(cluster.public_access_cidrs):
+    for key, cidrs in (
+        ("publicAccessCidrs", cluster.public_access_cidrs),
+        ("apiAccessCidrs", cluster.api_access_cidrs),
+    ):
+        yield from _world_rules(f"{at}.{key}", cidrs)
+
+
+def _world_rules(path: str, cidrs: tuple[IPv4Network | IPv6Network, ...]) -> Iterator[Problem]:
+    for i, cidr in enumerate(cidrs):
         if cidr.prefixlen == 0:
             yield Problem(
-                f"{at}.publicAccessCidrs[{i}]",
+                f"{path}[{i}]",
                 f"{cidr} opens the Kubernetes API to the world; give the networks `pulumi up` runs from",
             )
 
@@ -151,8 +171,8 @@ def eks_mesh_rules(mesh: MeshConfig, clusters: Sequence[tuple[int, EksCluster]])
     if mesh.aws_underlay is AwsUnderlay.PEERING and peerings > PEERING_QUOTA:
         yield Problem(
             "awsUnderlay",
-            f"peering {len(clusters)} EKS clusters takes {peerings} peering connections per VPC, more than AWS's "
-            f"default quota of {PEERING_QUOTA}: use transit-gateway or auto",
+            f"peering {len(clusters)} EKS clusters takes {peerings} peering connections and routes per VPC, more "
+            f"than AWS's default quotas allow ({PEERING_QUOTA}): use transit-gateway or auto",
         )
     if underlay.mode is AwsUnderlay.TRANSIT_GATEWAY:
         ranges = [c for c in mesh.native_routing_cidrs if isinstance(c, IPv4Network)]

@@ -77,8 +77,10 @@ class EksInfrastructure(pulumi.ComponentResource):
         self.route_table_ids = [public_table.id]
         self.private_subnet_ids = []
         self._zones: list[tuple[AvailabilityZone, aws.ec2.Subnet]] = []
+        self._egress: list[pulumi.Resource] = []
+        """Each private subnet's default route and its association: nodes pull images through them."""
         for zone in cluster.availability_zones:
-            self._zone(name, zone, vpc, public_table, tags)
+            self._zone(name, zone, vpc, public_table, tags=tags, gateway=gateway)
 
         cluster_role = self._role(f"{name}-cluster", "eks.amazonaws.com", render.CLUSTER_POLICIES)
         node_role = self._role(f"{name}-node", "ec2.amazonaws.com", render.NODE_POLICIES)
@@ -113,6 +115,18 @@ class EksInfrastructure(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(self._on_aws, pulumi.ResourceOptions(depends_on=cluster_role[1])),
         )
         self.node_security_group_id = eks_cluster.vpc_config.cluster_security_group_id
+        for i, cidr in enumerate(cluster.api_access_cidrs):
+            # The private endpoint answers inside the VPC only to what the cluster security group admits.
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-{i}",
+                security_group_id=self.node_security_group_id,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=str(cidr),
+                description="Kubernetes API (private endpoint) from where `pulumi up` runs",
+                opts=self._on_aws,
+            )
         for i, principal in enumerate(cluster.admin_principals):
             entry = aws.eks.AccessEntry(
                 f"{name}-admin-{i}", cluster_name=eks_cluster.name, principal_arn=principal, opts=self._on_aws
@@ -126,11 +140,11 @@ class EksInfrastructure(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(self._on_aws, pulumi.ResourceOptions(depends_on=[entry])),
             )
         # Kept for chaining, with no SNAT towards the other clusters: pods keep their addresses across the mesh.
-        aws.eks.Addon(
+        vpc_cni = aws.eks.Addon(
             f"{name}-vpc-cni",
             cluster_name=eks_cluster.name,
             addon_name="vpc-cni",
-            configuration_values=render.vpc_cni_configuration(render.peer_vpc_cidrs(args.mesh, cluster)),
+            configuration_values=render.vpc_cni_configuration(render.snat_exclusions(args.mesh, cluster)),
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             opts=self._on_aws,
@@ -152,7 +166,8 @@ class EksInfrastructure(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(
                     self._on_aws,
                     pulumi.ResourceOptions(
-                        depends_on=node_role[1],
+                        # Nodes start with the VPC CNI's final configuration, and with their way out.
+                        depends_on=[*node_role[1], vpc_cni, *self._egress],
                         # The autoscaler owns the desired size once the group runs.
                         ignore_changes=["scalingConfig.desiredSize"],
                     ),
@@ -174,7 +189,9 @@ class EksInfrastructure(pulumi.ComponentResource):
         zone: AvailabilityZone,
         vpc: aws.ec2.Vpc,
         public_table: aws.ec2.RouteTable,
+        *,
         tags: dict[str, str],
+        gateway: aws.ec2.InternetGateway,
     ) -> None:
         """A zone's public subnet (with its NAT gateway) and private subnet (nodes, pods, the NLB's address)."""
         here = f"{name}-{zone.name}"
@@ -189,9 +206,11 @@ class EksInfrastructure(pulumi.ComponentResource):
         aws.ec2.RouteTableAssociation(
             f"{here}-public", subnet_id=public.id, route_table_id=public_table.id, opts=self._on_aws
         )
-        address = aws.ec2.Eip(f"{here}-nat", domain="vpc", tags=tags, opts=self._on_aws)
+        # An Elastic IP and a NAT gateway need the internet gateway attached first (and detach after them).
+        after_gateway = pulumi.ResourceOptions.merge(self._on_aws, pulumi.ResourceOptions(depends_on=[gateway]))
+        address = aws.ec2.Eip(f"{here}-nat", domain="vpc", tags=tags, opts=after_gateway)
         nat = aws.ec2.NatGateway(
-            f"{here}-nat", allocation_id=address.id, subnet_id=public.id, tags=tags, opts=self._on_aws
+            f"{here}-nat", allocation_id=address.id, subnet_id=public.id, tags=tags, opts=after_gateway
         )
         private = aws.ec2.Subnet(
             f"{here}-private",
@@ -202,16 +221,17 @@ class EksInfrastructure(pulumi.ComponentResource):
             opts=self._on_aws,
         )
         table = aws.ec2.RouteTable(f"{here}-private", vpc_id=vpc.id, tags=tags, opts=self._on_aws)
-        aws.ec2.Route(
+        egress = aws.ec2.Route(
             f"{here}-private-default",
             route_table_id=table.id,
             destination_cidr_block=NAT_EVERYWHERE,
             nat_gateway_id=nat.id,
             opts=self._on_aws,
         )
-        aws.ec2.RouteTableAssociation(
+        association = aws.ec2.RouteTableAssociation(
             f"{here}-private", subnet_id=private.id, route_table_id=table.id, opts=self._on_aws
         )
+        self._egress += [egress, association]
         self.private_subnet_ids.append(private.id)
         self.route_table_ids.append(table.id)
         self._zones.append((zone, private))
@@ -235,6 +255,8 @@ class EksInfrastructure(pulumi.ComponentResource):
             return
         balancer = aws.lb.LoadBalancer(
             f"{name}-clustermesh",
+            # AWS allows 32 characters and Pulumi's auto-name adds 7 to the resource name: a short one of our own.
+            name=f"clustermesh-{self._cluster.id}",
             load_balancer_type="network",
             internal=True,
             subnet_mappings=[
@@ -248,6 +270,7 @@ class EksInfrastructure(pulumi.ComponentResource):
         )
         targets = aws.lb.TargetGroup(
             f"{name}-clustermesh",
+            name=f"clustermesh-{self._cluster.id}",
             port=node_port,
             protocol="TCP",
             target_type="instance",

@@ -81,8 +81,12 @@ def _transit_gateways(
 ) -> None:
     """A Transit Gateway per region, each VPC attached to its region's, the regions' gateways peered, and in each VPC
     one route and one rule for the mesh's range (`nativeRoutingCidrs`): linear in the clusters."""
-    first_in = {region: next(c for c in underlay.clusters if c.region == region) for region in underlay.regions}
-    providers = {region: built[cluster.name].provider for region, cluster in first_in.items()}
+    # The mesh's own provider per region: borrowing a cluster's would replace the region's gateway, and everything
+    # attached to it, the day that cluster leaves the mesh.
+    providers = {
+        region: aws.Provider(f"mesh-aws-{region}", region=region, opts=pulumi.ResourceOptions(parent=parent))
+        for region in underlay.regions
+    }
     on_region = {r: pulumi.ResourceOptions(parent=parent, provider=p) for r, p in providers.items()}
     gateways = {
         region: aws.ec2transitgateway.TransitGateway(
