@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -210,3 +211,19 @@ def test_an_unknown_encryption_is_reported_with_its_key() -> None:
     assert [str(p) for p in refused.value.problems] == [
         "encryption: must be one of 'none' or 'wireguard' (got 'ipsec')"
     ]
+
+
+def test_chained_eks_clusters_get_router_addresses_of_their_own() -> None:
+    """Chained on aws-cni, cluster-pool only addresses `cilium_host`: a distinct range per cluster, outside the VPCs."""
+    stack = load_stack(PROJECT_DIR, stack="eks-60")
+    mesh = load_stack_config(stack.config, stack.secret_keys)
+    pools = []
+    for spec in mesh.clusters:
+        values = cilium_values(mesh, spec)
+        assert values["cni"]["chainingMode"] == "aws-cni"
+        (pool,) = values["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"]
+        network = ipaddress.IPv4Network(pool)
+        assert network.subnet_of(ipaddress.IPv4Network("100.64.0.0/10"))
+        assert not any(network.overlaps(c.node_cidr) for c in mesh.clusters if c.node_cidr is not None)
+        pools.append(network)
+    assert len(set(pools)) == len(pools) == 60

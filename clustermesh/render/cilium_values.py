@@ -6,12 +6,14 @@ resources, so adding or removing a cluster changes no Helm release.
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from typing import Any
 
 from clustermesh.cilium import CLUSTER_POOL_MASK
 from clustermesh.model import (
     ClusterSpec,
     CniMode,
+    EksCluster,
     Encryption,
     ExistingCluster,
     MeshConfig,
@@ -65,7 +67,10 @@ def _cni_values(cluster: ClusterSpec) -> Values:
     """IPAM and CNI chaining, as the Cilium docs give them for each mode."""
     if cluster.cni is CniMode.AWS_CNI:
         # docs: installation/cni-chaining-aws-cni (endpointRoutes is left to the AWS VPC CNI since 1.18)
-        return {"cni": {"chainingMode": "aws-cni", "exclusive": False}, "enableIPv4Masquerade": False}
+        values: Values = {"cni": {"chainingMode": "aws-cni", "exclusive": False}, "enableIPv4Masquerade": False}
+        if isinstance(cluster, EksCluster):
+            values["ipam"] = {"mode": "cluster-pool", "operator": _router_pool(cluster)}
+        return values
     if cluster.cni is CniMode.CALICO:
         # docs: installation/cni-chaining-calico; the conflist is the ConfigMap rendered by render.cni
         return {
@@ -85,6 +90,21 @@ def _cni_values(cluster: ClusterSpec) -> Values:
         operator["clusterPoolIPv6PodCIDRList"] = [str(c) for c in cluster.ipv6_pod_cidrs]
         operator["clusterPoolIPv6MaskSize"] = CLUSTER_POOL_MASK[6]
     return {"ipam": {"mode": "cluster-pool", "operator": operator}}
+
+
+ROUTER_POOL = ip_network("100.64.0.0/10")
+ROUTER_POOL_PREFIX = 20
+ROUTER_MASK = 28
+
+
+def _router_pool(cluster: EksCluster) -> Values:
+    """Chained on aws-cni, Cilium's cluster-pool only hands out each node's `cilium_host` address. Left at the chart's
+    10.0.0.0/8 it would be the same in every cluster, and inside VPCs of 10/8: a /20 per cluster ID out of
+    100.64.0.0/10 instead (shared address space, which VPCs rarely hold), a /28 per node."""
+    network = ip_network(
+        f"{ROUTER_POOL.network_address + cluster.id * 2 ** (32 - ROUTER_POOL_PREFIX)}/{ROUTER_POOL_PREFIX}"
+    )
+    return {"clusterPoolIPv4PodCIDRList": [str(network)], "clusterPoolIPv4MaskSize": ROUTER_MASK}
 
 
 def _clustermesh_values(mesh: MeshConfig, cluster: ClusterSpec) -> Values:
