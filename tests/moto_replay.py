@@ -108,6 +108,9 @@ AWS_ID = re.compile(
     r"^(?:vpc|subnet|rtb|rtbassoc|igw|nat|eipalloc|eni|acl|sg|sgr|pcx|tgw|tgw-attach|tgw-rtb)-[0-9a-f]{8,17}$"
 )
 """The ids of the EC2 resources the replay creates (and that a plan may reference)."""
+EMBEDDED = re.compile(rf"(?<![\w-])(?:{AWS_ID.pattern.strip('^$')}|\d{{12}})(?![\w-])")
+"""What every value worth replacing inside text holds, bounded as `_Replay._substrings` matches it: an id, or an
+account (alone or inside an ARN). Text without one is left as it is, without building that (large) pattern."""
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 ARN = re.compile(r"^arn:aws[\w-]*:(?P<service>[\w-]+):(?P<region>[\w-]*):(?P<account>\d{12}):")
 LOAD_BALANCER_ARN_SUFFIX = re.compile(r":(?:loadbalancer|targetgroup)/(?P<suffix>.+)$")
@@ -416,12 +419,16 @@ class _Replay:
         if isinstance(value, str):
             if value in self.summary.real:
                 return self.summary.real[value]
-            return self._substrings().sub(lambda m: self.summary.real[m.group(0)], value)
+            # Only text holding an id or an account can hold a fabricated value: spare building `_substrings`.
+            return self._substrings().sub(self._real_match, value) if EMBEDDED.search(value) else value
         if isinstance(value, list):
             return [self.real_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
         if isinstance(value, dict):
             return {k: self.real_value(v, f"{where}.{k}") for k, v in value.items()}
         return value
+
+    def _real_match(self, match: re.Match[str]) -> str:
+        return self.summary.real[match.group(0)]
 
     def _substrings(self) -> re.Pattern[str]:
         if self._pattern is None:
