@@ -74,6 +74,7 @@ from clustermesh.planner.fabricate_aws import (  # the planner's own names for w
 )
 from clustermesh.planner.graph import UNKNOWN, Node, Secret
 from clustermesh.planner.runner import CapturedPlan
+from tests.plan_order import DependencyCycle, dependency_order
 
 MOTO_DEFAULT_ACCOUNT = "123456789012"
 
@@ -1376,53 +1377,17 @@ def _references(value: Any) -> Iterator[str]:
                 yield from _references(item)
 
 
-class _Graph:
-    def __init__(self, nodes: Sequence[Node], replayed: Sequence[Node]) -> None:
-        self.replayed = replayed
-        self.by_urn = {n.urn: n for n in replayed}
-        self.by_value: dict[str, str] = {n.id: n.urn for n in replayed if n.id}
-        for node in replayed:
-            for value in _settled_values(node):
-                self.by_value.setdefault(value, node.urn)
-        self.children: dict[str, list[str]] = {}
-        for node in nodes:
-            self.children.setdefault(node.parent, []).append(node.urn)
-
-    def resources(self, urn: str) -> Iterator[str]:
-        """`urn` if it is replayed, else (a component) every replayed resource under it."""
-        if urn in self.by_urn:
-            yield urn
-        else:
-            for child in self.children.get(urn, []):
-                yield from self.resources(child)
-
-    def dependencies(self, node: Node) -> list[str]:
-        declared = [u for d in node.dependencies for u in self.resources(d)]
-        referenced = [self.by_value[s] for s in _references(node.inputs) if s in self.by_value]
-        return [u for u in dict.fromkeys(declared + referenced) if u != node.urn]
-
-
 def _order(nodes: Sequence[Node], replayed: Sequence[Node]) -> list[Node]:
     """`replayed`, each after what it depends on (declared, through a component, or through a value of its inputs
     that another resource produced), otherwise in registration order."""
-    graph = _Graph(nodes, replayed)
-    ordered: list[Node] = []
-    state: dict[str, str] = {}
-
-    def visit(node: Node) -> None:
-        if state.get(node.urn) == "done":
-            return
-        if state.get(node.urn) == "visiting":
-            raise HarnessError(f"dependency cycle through {node.urn}")
-        state[node.urn] = "visiting"
-        for urn in graph.dependencies(node):
-            visit(graph.by_urn[urn])
-        state[node.urn] = "done"
-        ordered.append(node)
-
+    produced: dict[str, str] = {n.id: n.urn for n in replayed if n.id}
     for node in replayed:
-        visit(node)
-    return ordered
+        for value in _settled_values(node):
+            produced.setdefault(value, node.urn)
+    try:
+        return dependency_order(nodes, replayed, produced=produced, strings=_references)
+    except DependencyCycle as cycle:
+        raise HarnessError(str(cycle)) from None
 
 
 def _region(node: Node, providers: Mapping[str, Node]) -> str:

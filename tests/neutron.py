@@ -39,6 +39,7 @@ import httpx
 
 from clustermesh.planner.graph import UNKNOWN, Node, Secret
 from clustermesh.planner.runner import CapturedPlan
+from tests.plan_order import DependencyCycle, dependency_order
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CACHE_DIR = PROJECT_DIR / ".cache" / "neutron"
@@ -1072,52 +1073,17 @@ def _plain_parts(parts: tuple[str, dict[str, Any], dict[str, Any]]) -> tuple[str
 def _order(nodes: Sequence[Node]) -> list[Node]:
     """The networking nodes, each after what it depends on (declared, through a component, or through an id in its
     inputs), otherwise in registration order."""
-    graph = _Graph(nodes)
-    ordered: list[Node] = []
-    state: dict[str, str] = {}
-
-    def visit(node: Node) -> None:
-        if state.get(node.urn) == "done":
-            return
-        if state.get(node.urn) == "visiting":
-            raise HarnessError(f"dependency cycle through {node.urn}")
-        state[node.urn] = "visiting"
-        for urn in graph.dependencies(node):
-            visit(graph.by_urn[urn])
-        state[node.urn] = "done"
-        ordered.append(node)
-
-    for node in graph.networking:
-        visit(node)
-    return ordered
-
-
-class _Graph:
-    def __init__(self, nodes: Sequence[Node]) -> None:
-        self.networking = [n for n in nodes if n.custom and n.type.startswith(NETWORKING)]
-        self.by_urn = {n.urn: n for n in self.networking}
-        self.by_value = {n.id: n.urn for n in self.networking if n.id}
-        for node in self.networking:  # a floating IP is referenced by its address
-            for key in SETTLED.get(node.type, ()):
-                value = (node.outputs or {}).get(key)
-                if isinstance(value, str):
-                    self.by_value[value] = node.urn
-        self.children: dict[str, list[str]] = {}
-        for node in nodes:
-            self.children.setdefault(node.parent, []).append(node.urn)
-
-    def resources(self, urn: str) -> Iterator[str]:
-        """`urn` if it is a networking resource, else (a component) every networking resource under it."""
-        if urn in self.by_urn:
-            yield urn
-        else:
-            for child in self.children.get(urn, []):
-                yield from self.resources(child)
-
-    def dependencies(self, node: Node) -> list[str]:
-        declared = [u for d in node.dependencies for u in self.resources(d)]
-        referenced = [self.by_value[s] for s in _strings(node.inputs) if s in self.by_value]
-        return [u for u in dict.fromkeys(declared + referenced) if u != node.urn]
+    networking = [n for n in nodes if n.custom and n.type.startswith(NETWORKING)]
+    produced = {n.id: n.urn for n in networking if n.id}
+    for node in networking:  # a floating IP is referenced by its address
+        for key in SETTLED.get(node.type, ()):
+            value = (node.outputs or {}).get(key)
+            if isinstance(value, str):
+                produced[value] = node.urn
+    try:
+        return dependency_order(nodes, networking, produced=produced, strings=_strings)
+    except DependencyCycle as cycle:
+        raise HarnessError(str(cycle)) from None
 
 
 def _strings(value: Any) -> Iterator[str]:
