@@ -27,6 +27,7 @@ from clustermesh.planner.fabricate_aws import (
     EIP,
     EKS_CLUSTER,
     GET_CALLER_IDENTITY,
+    ID_PREFIXES,
     INGRESS_RULE,
     INTERNET_GATEWAY,
     KMS_KEY,
@@ -80,23 +81,6 @@ FABRICATED_ACCOUNT = "111122223333"
 """The account the synthetic plans' ARNs name, not the planner's (which the replay maps unasked): learnt from the
 VPCs' `ownerId` or from getCallerIdentity, and mapped to the replay's own."""
 EAST, WEST = "us-east-1", "us-west-2"
-PREFIXES = {
-    VPC: "vpc",
-    SUBNET: "subnet",
-    INTERNET_GATEWAY: "igw",
-    EIP: "eipalloc",
-    NAT_GATEWAY: "nat",
-    ROUTE_TABLE: "rtb",
-    ROUTE_TABLE_ASSOCIATION: "rtbassoc",
-    SECURITY_GROUP: "sg",
-    INGRESS_RULE: "sgr",
-    EGRESS_RULE: "sgr",
-    PEERING: "pcx",
-    TRANSIT_GATEWAY: "tgw",
-    TGW_VPC_ATTACHMENT: "tgw-attach",
-    TGW_ROUTE_TABLE: "tgw-rtb",
-    TGW_PEERING: "tgw-attach",
-}
 EKS_TRUST = json.dumps(
     {
         "Version": "2012-10-17",
@@ -183,8 +167,8 @@ COMPOSITE_IDS: dict[str, IdOf] = {
 
 
 def _fabricated_id(type_: str, name: str, urn: str, inputs: dict[str, Any]) -> str:
-    if type_ in PREFIXES:
-        return f"{PREFIXES[type_]}-0{_hex(urn, 16)}"
+    if type_ in ID_PREFIXES:
+        return f"{ID_PREFIXES[type_]}-0{_hex(urn, 16)}"
     if type_ in COMPOSITE_IDS:
         return COMPOSITE_IDS[type_](name, urn, inputs)
     return f"{name}-{_hex(urn, 7)}"

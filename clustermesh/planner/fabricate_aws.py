@@ -149,7 +149,7 @@ _TAGGED = frozenset(
 _GLOBAL = frozenset({ROLE, ROLE_POLICY_ATTACHMENT})
 """IAM is global: no `region`."""
 
-_ID_PREFIXES = {
+ID_PREFIXES = {
     VPC: "vpc",
     SUBNET: "subnet",
     INTERNET_GATEWAY: "igw",
@@ -430,7 +430,7 @@ class Aws:
 
     def resource_id(self, args: MockResourceArgs) -> str | None:
         """The id the provider reports for a new resource of `args`, or None for a type not fabricated here."""
-        prefix = _ID_PREFIXES.get(args.typ)
+        prefix = ID_PREFIXES.get(args.typ)
         if prefix is not None:
             return aws_id(prefix, args.typ, args.name)
         compose = self._composite_ids().get(args.typ)
