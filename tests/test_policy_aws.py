@@ -14,9 +14,7 @@ from pulumi_policy import (
     PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
-    ResourceValidationArgs,
     ResourceValidationPolicy,
-    StackValidationArgs,
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import unknown_checking_proxy
@@ -25,6 +23,7 @@ from clustermesh.planner.graph import UNKNOWN, Node
 from clustermesh.planner.policy_check import check
 from clustermesh.planner.runner import CapturedPlan
 from policy.rules import POLICIES
+from tests.policy_run import resource_rule, stack_rule
 
 RULES = {p.name: p for p in POLICIES}
 STACK_PREFIX = "urn:pulumi:dev::clustermesh::"
@@ -92,25 +91,6 @@ def _resource(
 
 def _aws(type_: str, name: str = "a", **props: Any) -> PolicyResource:
     return _resource(type_, name, props, provider=_provider())
-
-
-def _stack_rule(name: str, resources: list[PolicyResource]) -> list[str]:
-    policy = RULES[name]
-    assert isinstance(policy, StackValidationPolicy)
-    found: list[str] = []
-    policy.validate(StackValidationArgs(resources, {}), lambda m, u=None: found.append(m))  # type: ignore[misc]
-    return found
-
-
-def _resource_rule(name: str, resource: PolicyResource) -> list[str]:
-    policy = RULES[name]
-    assert isinstance(policy, ResourceValidationPolicy)
-    found: list[str] = []
-    args = ResourceValidationArgs(
-        resource.resource_type, resource.props, resource.urn, resource.name, resource.opts, resource.provider, {}
-    )
-    policy.validate(args, lambda m, u=None: found.append(m))  # type: ignore[misc]
-    return found
 
 
 def test_aws_rules_are_registered_and_mandatory() -> None:
@@ -199,7 +179,7 @@ def _group(*ingress: Any, **props: Any) -> PolicyResource:
     ],
 )
 def test_world_ingress_is_refused(resource: PolicyResource, expected: list[str]) -> None:
-    assert _resource_rule(WORLD, resource) == expected
+    assert resource_rule(WORLD, resource) == expected
 
 
 @pytest.mark.parametrize(
@@ -216,17 +196,17 @@ def test_world_ingress_is_refused(resource: PolicyResource, expected: list[str])
     ],
 )
 def test_ingress_from_a_range_a_group_or_a_prefix_list_passes(resource: PolicyResource) -> None:
-    assert _resource_rule(WORLD, resource) == []
+    assert resource_rule(WORLD, resource) == []
 
 
 def test_world_ingress_says_nothing_of_what_a_preview_cannot_know() -> None:
     """A CIDR computed from another resource (a peer VPC's) is not known before that resource exists."""
-    assert _resource_rule(WORLD, _ingress_rule(ipProtocol="tcp", fromPort=22, toPort=22, cidrIpv4=rpc.UNKNOWN)) == []
-    assert _resource_rule(WORLD, _legacy_rule(type=rpc.UNKNOWN, protocol="-1", cidrBlocks=["0.0.0.0/0"])) == []
-    assert _resource_rule(WORLD, _legacy_rule(type="ingress", protocol="-1", cidrBlocks=[rpc.UNKNOWN])) == []
-    assert _resource_rule(WORLD, _legacy_rule(type="ingress", protocol="-1", cidrBlocks=rpc.UNKNOWN)) == []
-    assert _resource_rule(WORLD, _aws(SECURITY_GROUP, "a-nodes", ingress=rpc.UNKNOWN)) == []
-    assert _resource_rule(WORLD, _group({"protocol": "tcp", "cidrBlocks": rpc.UNKNOWN}, rpc.UNKNOWN)) == []
+    assert resource_rule(WORLD, _ingress_rule(ipProtocol="tcp", fromPort=22, toPort=22, cidrIpv4=rpc.UNKNOWN)) == []
+    assert resource_rule(WORLD, _legacy_rule(type=rpc.UNKNOWN, protocol="-1", cidrBlocks=["0.0.0.0/0"])) == []
+    assert resource_rule(WORLD, _legacy_rule(type="ingress", protocol="-1", cidrBlocks=[rpc.UNKNOWN])) == []
+    assert resource_rule(WORLD, _legacy_rule(type="ingress", protocol="-1", cidrBlocks=rpc.UNKNOWN)) == []
+    assert resource_rule(WORLD, _aws(SECURITY_GROUP, "a-nodes", ingress=rpc.UNKNOWN)) == []
+    assert resource_rule(WORLD, _group({"protocol": "tcp", "cidrBlocks": rpc.UNKNOWN}, rpc.UNKNOWN)) == []
 
 
 # --- eks-private-endpoint -------------------------------------------------------------------------------------------
@@ -274,7 +254,7 @@ def _eks(vpc_config: Any = None, **props: Any) -> PolicyResource:
 def test_eks_endpoint_without_private_access_or_open_to_the_world_is_refused(
     vpc_config: dict[str, Any], expected: list[str]
 ) -> None:
-    assert _resource_rule(ENDPOINT, _eks(vpc_config)) == expected
+    assert resource_rule(ENDPOINT, _eks(vpc_config)) == expected
 
 
 @pytest.mark.parametrize(
@@ -287,17 +267,17 @@ def test_eks_endpoint_without_private_access_or_open_to_the_world_is_refused(
     ],
 )
 def test_eks_private_endpoint_with_a_closed_or_restricted_public_one_passes(vpc_config: dict[str, Any]) -> None:
-    assert _resource_rule(ENDPOINT, _eks(vpc_config)) == []
+    assert resource_rule(ENDPOINT, _eks(vpc_config)) == []
 
 
 def test_eks_endpoint_says_nothing_of_what_a_preview_cannot_know() -> None:
-    assert _resource_rule(ENDPOINT, _eks(rpc.UNKNOWN)) == []
+    assert resource_rule(ENDPOINT, _eks(rpc.UNKNOWN)) == []
     unknown_access = {"endpointPrivateAccess": rpc.UNKNOWN, "endpointPublicAccess": rpc.UNKNOWN}
-    assert _resource_rule(ENDPOINT, _eks(unknown_access)) == []
+    assert resource_rule(ENDPOINT, _eks(unknown_access)) == []
     unknown_cidrs = {"endpointPrivateAccess": True, "publicAccessCidrs": rpc.UNKNOWN}
-    assert _resource_rule(ENDPOINT, _eks(unknown_cidrs)) == []
+    assert resource_rule(ENDPOINT, _eks(unknown_cidrs)) == []
     an_unknown_cidr = {"endpointPrivateAccess": True, "publicAccessCidrs": [rpc.UNKNOWN]}
-    assert _resource_rule(ENDPOINT, _eks(an_unknown_cidr)) == []
+    assert resource_rule(ENDPOINT, _eks(an_unknown_cidr)) == []
 
 
 # --- eks-secrets-encrypted ------------------------------------------------------------------------------------------
@@ -307,32 +287,32 @@ PRIVATE = {"endpointPrivateAccess": True, "endpointPublicAccess": False}
 
 
 def test_eks_secrets_without_a_kms_key_are_refused() -> None:
-    assert _resource_rule(ENCRYPTED, _eks(PRIVATE)) == [
+    assert resource_rule(ENCRYPTED, _eks(PRIVATE)) == [
         "the cluster has no encryptionConfig: its Secrets are not envelope-encrypted with a KMS key of the stack's "
         '(give resources ["secrets"] and provider.keyArn)'
     ]
     elsewhere = _eks(PRIVATE, encryptionConfig={"provider": {"keyArn": KEY_ARN}, "resources": ["configmaps"]})
-    assert _resource_rule(ENCRYPTED, elsewhere) == [
+    assert resource_rule(ENCRYPTED, elsewhere) == [
         'encryptionConfig does not name "secrets" among its resources (it names configmaps)'
     ]
     keyless = _eks(PRIVATE, encryptionConfig={"provider": {}, "resources": ["secrets"]})
-    assert _resource_rule(ENCRYPTED, keyless) == [
+    assert resource_rule(ENCRYPTED, keyless) == [
         "encryptionConfig names no provider.keyArn: no KMS key envelope-encrypts the cluster's Secrets"
     ]
 
 
 def test_eks_secrets_encrypted_with_a_kms_key_pass() -> None:
     encrypted = _eks(PRIVATE, encryptionConfig={"provider": {"keyArn": KEY_ARN}, "resources": ["secrets"]})
-    assert _resource_rule(ENCRYPTED, encrypted) == []
+    assert resource_rule(ENCRYPTED, encrypted) == []
 
 
 def test_eks_secrets_encryption_says_nothing_of_what_a_preview_cannot_know() -> None:
     """The key is usually made in the same update: its ARN is not known before."""
-    assert _resource_rule(ENCRYPTED, _eks(PRIVATE, encryptionConfig=rpc.UNKNOWN)) == []
+    assert resource_rule(ENCRYPTED, _eks(PRIVATE, encryptionConfig=rpc.UNKNOWN)) == []
     pending_key = {"provider": {"keyArn": rpc.UNKNOWN}, "resources": ["secrets"]}
-    assert _resource_rule(ENCRYPTED, _eks(PRIVATE, encryptionConfig=pending_key)) == []
+    assert resource_rule(ENCRYPTED, _eks(PRIVATE, encryptionConfig=pending_key)) == []
     pending_resources = {"provider": {"keyArn": KEY_ARN}, "resources": rpc.UNKNOWN}
-    assert _resource_rule(ENCRYPTED, _eks(PRIVATE, encryptionConfig=pending_resources)) == []
+    assert resource_rule(ENCRYPTED, _eks(PRIVATE, encryptionConfig=pending_resources)) == []
 
 
 # --- nlb-internal ---------------------------------------------------------------------------------------------------
@@ -347,12 +327,12 @@ def _load_balancer(type_: str = LOAD_BALANCER, **props: Any) -> PolicyResource:
 
 def test_an_internet_facing_network_load_balancer_is_refused() -> None:
     explicit = _load_balancer(loadBalancerType="network", internal=False)
-    assert _resource_rule(NLB, explicit) == [
+    assert resource_rule(NLB, explicit) == [
         "the network load balancer is internet-facing (internal false): it gets public addresses, and the "
         "clustermesh-apiserver behind it serves the mesh's etcd"
     ]
     by_default = _load_balancer(ALB_LOAD_BALANCER, loadBalancerType="network")  # the alb alias is the same resource
-    assert _resource_rule(NLB, by_default) == [
+    assert resource_rule(NLB, by_default) == [
         "the network load balancer is internet-facing (internal not set, and it defaults to false): it gets public "
         "addresses, and the clustermesh-apiserver behind it serves the mesh's etcd"
     ]
@@ -369,7 +349,7 @@ def test_an_internet_facing_network_load_balancer_is_refused() -> None:
     ],
 )
 def test_an_internal_network_load_balancer_or_another_type_passes(props: dict[str, Any]) -> None:
-    assert _resource_rule(NLB, _load_balancer(**props)) == []
+    assert resource_rule(NLB, _load_balancer(**props)) == []
 
 
 # --- imdsv2-required ------------------------------------------------------------------------------------------------
@@ -418,7 +398,7 @@ def _node_group(**props: Any) -> PolicyResource:
     ],
 )
 def test_instances_that_may_answer_imdsv1_are_refused(resource: PolicyResource, expected: str) -> None:
-    assert _resource_rule(IMDS, resource) == [expected]
+    assert resource_rule(IMDS, resource) == [expected]
 
 
 @pytest.mark.parametrize(
@@ -434,15 +414,15 @@ def test_instances_that_may_answer_imdsv1_are_refused(resource: PolicyResource, 
     ],
 )
 def test_instances_that_require_imdsv2_pass(resource: PolicyResource) -> None:
-    assert _resource_rule(IMDS, resource) == []
+    assert resource_rule(IMDS, resource) == []
 
 
 def test_imdsv2_says_nothing_of_what_a_preview_cannot_know() -> None:
-    assert _resource_rule(IMDS, _aws(LAUNCH_TEMPLATE, "a-nodes", metadataOptions=rpc.UNKNOWN)) == []
-    assert _resource_rule(IMDS, _aws(LAUNCH_TEMPLATE, "a-nodes", metadataOptions={"httpTokens": rpc.UNKNOWN})) == []
-    assert _resource_rule(IMDS, _aws(INSTANCE, "a-node-0", launchTemplate=rpc.UNKNOWN)) == []
-    assert _resource_rule(IMDS, _node_group(amiType=rpc.UNKNOWN)) == []
-    assert _resource_rule(IMDS, _node_group(amiType="AL2_x86_64", launchTemplate=rpc.UNKNOWN)) == []
+    assert resource_rule(IMDS, _aws(LAUNCH_TEMPLATE, "a-nodes", metadataOptions=rpc.UNKNOWN)) == []
+    assert resource_rule(IMDS, _aws(LAUNCH_TEMPLATE, "a-nodes", metadataOptions={"httpTokens": rpc.UNKNOWN})) == []
+    assert resource_rule(IMDS, _aws(INSTANCE, "a-node-0", launchTemplate=rpc.UNKNOWN)) == []
+    assert resource_rule(IMDS, _node_group(amiType=rpc.UNKNOWN)) == []
+    assert resource_rule(IMDS, _node_group(amiType="AL2_x86_64", launchTemplate=rpc.UNKNOWN)) == []
 
 
 # --- mesh-vpcs-connected -------------------------------------------------------------------------------------------
@@ -512,14 +492,14 @@ def test_peered_vpcs_routed_both_ways_pass() -> None:
     mesh.peer("a", "b")
     mesh.peer("c", "a")  # either VPC may request the peering
     mesh.peer("b", "c")
-    assert _stack_rule(CONNECTED, mesh.resources()) == []
+    assert stack_rule(CONNECTED, mesh.resources()) == []
 
 
 def test_a_missing_peering_or_route_is_reported_by_direction() -> None:
     mesh = _Mesh("a", "b", "c")
     ab = mesh.peer("a", "b", routes=("a",))  # b has no route back
     mesh.peer("a", "c")  # b and c are not peered at all
-    assert _stack_rule(CONNECTED, mesh.resources()) == [
+    assert stack_rule(CONNECTED, mesh.resources()) == [
         _unreachable("b", "a", f" (peering connection {ab.name} joins them, but no such route uses it)"),
         _unreachable("b", "c"),
         _unreachable("c", "b"),
@@ -535,9 +515,9 @@ def test_a_route_must_cover_the_peers_cidr_go_to_a_peering_with_it_and_be_in_the
     mesh.route("a", VPC_CIDRS["b"], ac)  # to the peering with c, not with b
     mesh.route("a", VPC_CIDRS["b"], ab, table=mesh.tables["c"])  # a route table of c's VPC
     hint = f" (peering connection {ab.name} joins them, but no such route uses it)"
-    assert _stack_rule(CONNECTED, mesh.resources()) == [_unreachable("a", "b", hint)]
+    assert stack_rule(CONNECTED, mesh.resources()) == [_unreachable("a", "b", hint)]
     mesh.route("a", "10.0.0.0/8", ab)  # a wider route holds b's CIDR
-    assert _stack_rule(CONNECTED, mesh.resources()) == []
+    assert stack_rule(CONNECTED, mesh.resources()) == []
 
 
 def test_vpcs_reach_each_other_through_a_transit_gateway_both_are_attached_to() -> None:
@@ -546,9 +526,9 @@ def test_vpcs_reach_each_other_through_a_transit_gateway_both_are_attached_to() 
     mesh.route("a", "10.0.0.0/8", TGW_1)
     mesh.route("b", VPC_CIDRS["a"], TGW_1)
     # b routes to the gateway but is not attached to it, so neither way is open
-    assert _stack_rule(CONNECTED, mesh.resources()) == [_unreachable("a", "b"), _unreachable("b", "a")]
+    assert stack_rule(CONNECTED, mesh.resources()) == [_unreachable("a", "b"), _unreachable("b", "a")]
     mesh.attach("b", TGW_1)
-    assert _stack_rule(CONNECTED, mesh.resources()) == []
+    assert stack_rule(CONNECTED, mesh.resources()) == []
 
 
 def test_vpcs_reach_each_other_through_peered_transit_gateways() -> None:
@@ -557,9 +537,9 @@ def test_vpcs_reach_each_other_through_peered_transit_gateways() -> None:
     mesh.attach("b", TGW_2)
     mesh.route("a", VPC_CIDRS["b"], TGW_1)
     mesh.route("b", VPC_CIDRS["a"], TGW_2)
-    assert _stack_rule(CONNECTED, mesh.resources()) == [_unreachable("a", "b"), _unreachable("b", "a")]
+    assert stack_rule(CONNECTED, mesh.resources()) == [_unreachable("a", "b"), _unreachable("b", "a")]
     peering = _aws(TGW_PEERING, "tgw-1-2", transitGatewayId=TGW_2, peerTransitGatewayId=TGW_1, peerRegion="eu-west-1")
-    assert _stack_rule(CONNECTED, [*mesh.resources(), peering]) == []
+    assert stack_rule(CONNECTED, [*mesh.resources(), peering]) == []
 
 
 def test_a_route_may_name_the_peering_through_its_accepter() -> None:
@@ -569,11 +549,11 @@ def test_a_route_may_name_the_peering_through_its_accepter() -> None:
     accepter = _aws(ACCEPTER, "a-b-accept", vpcPeeringConnectionId=f"pcx-{ab.name}", autoAccept=True)
     accepter.dependencies = [ab]
     mesh.network.append(accepter)
-    assert _stack_rule(CONNECTED, mesh.resources()) == [
+    assert stack_rule(CONNECTED, mesh.resources()) == [
         _unreachable("b", "a", f" (peering connection {ab.name} joins them, but no such route uses it)")
     ]
     mesh.route("b", VPC_CIDRS["a"], accepter)
-    assert _stack_rule(CONNECTED, mesh.resources()) == []
+    assert stack_rule(CONNECTED, mesh.resources()) == []
 
 
 def test_routes_are_linked_by_input_or_by_id_where_the_engine_shows_them() -> None:
@@ -590,7 +570,7 @@ def test_routes_are_linked_by_input_or_by_id_where_the_engine_shows_them() -> No
         dependencies=[table_a, table_b, ab],
         property_dependencies={"routeTableId": [table_b], "vpcPeeringConnectionId": [ab]},
     )
-    assert _stack_rule(CONNECTED, [*mesh.resources(), by_input]) == []
+    assert stack_rule(CONNECTED, [*mesh.resources(), by_input]) == []
     wrong_table = _resource(
         ROUTE,
         "b-to-a",
@@ -600,7 +580,7 @@ def test_routes_are_linked_by_input_or_by_id_where_the_engine_shows_them() -> No
         property_dependencies={"routeTableId": [table_a], "vpcPeeringConnectionId": [ab]},
     )
     hint = f" (peering connection {ab.name} joins them, but no such route uses it)"
-    assert _stack_rule(CONNECTED, [*mesh.resources(), wrong_table]) == [_unreachable("b", "a", hint)]
+    assert stack_rule(CONNECTED, [*mesh.resources(), wrong_table]) == [_unreachable("b", "a", hint)]
     # After an update: ids in the state, dependencies ambiguous (two route tables) and not recorded by input.
     created_table = _aws(ROUTE_TABLE, "b-private", vpcId=VPC_IDS["b"], id="rtb-0b")
     created_peering = _aws(PEERING, "a-b", vpcId=VPC_IDS["a"], peerVpcId=VPC_IDS["b"], id="pcx-0ab")
@@ -611,7 +591,7 @@ def test_routes_are_linked_by_input_or_by_id_where_the_engine_shows_them() -> No
         provider=_provider(),
         dependencies=[table_a, created_table],
     )
-    assert _stack_rule(CONNECTED, [*mesh.resources(), created_table, created_peering, by_id]) == []
+    assert stack_rule(CONNECTED, [*mesh.resources(), created_table, created_peering, by_id]) == []
     # Two route tables among the dependencies, and neither the input's own nor an id to tell which: judged by what
     # holds whichever it is. In a's table or b's, it may be b's route back; in a's or c's, it is not.
     table_c = _aws(ROUTE_TABLE, "c-private", vpcId=VPC_IDS["c"])
@@ -623,13 +603,13 @@ def test_routes_are_linked_by_input_or_by_id_where_the_engine_shows_them() -> No
             provider=_provider(),
             dependencies=[*tables, ab],
         )
-        assert _stack_rule(CONNECTED, [*mesh.resources(), table_c, ambiguous]) == expected
+        assert stack_rule(CONNECTED, [*mesh.resources(), table_c, ambiguous]) == expected
 
 
 def test_clusters_sharing_a_vpc_need_no_connection() -> None:
     a = _eks_cluster("a", 1, VPC_IDS["a"], VPC_CIDRS["a"])
     b = _eks_cluster("b", 2, VPC_IDS["a"], VPC_CIDRS["a"])
-    assert _stack_rule(CONNECTED, [a, b]) == []
+    assert stack_rule(CONNECTED, [a, b]) == []
 
 
 def test_an_eks_cluster_that_registers_no_vpc_is_reported_and_other_kinds_are_not_held_to_one() -> None:
@@ -638,7 +618,7 @@ def test_an_eks_cluster_that_registers_no_vpc_is_reported_and_other_kinds_are_no
     silent = _resource(MESH_CLUSTER, "c", {"clusterName": "c", "clusterId": 3, "kind": "eks", "podCidrs": []})
     no_cidr = _eks_cluster("d", 4, VPC_IDS["c"], None)
     existing = _resource(MESH_CLUSTER, "e", {"clusterName": "e", "clusterId": 5, "kind": "existing", "podCidrs": []})
-    assert _stack_rule(CONNECTED, [*mesh.resources(), silent, no_cidr, existing]) == [
+    assert stack_rule(CONNECTED, [*mesh.resources(), silent, no_cidr, existing]) == [
         "cluster c registers no vpcId or vpcCidr: which VPC its nodes are in, and so whether it reaches its peers, "
         "cannot be told",
         "cluster d registers no vpcCidr: which VPC its nodes are in, and so whether it reaches its peers, cannot be told",
@@ -650,17 +630,17 @@ def test_vpc_connections_say_nothing_of_what_a_preview_cannot_know() -> None:
     # A cluster's VPC not created yet.
     pending = _Mesh("a", "b")
     pending.clusters["b"] = _eks_cluster("b", 2, rpc.UNKNOWN, VPC_CIDRS["b"])
-    assert _stack_rule(CONNECTED, pending.resources()) == []
+    assert stack_rule(CONNECTED, pending.resources()) == []
     pending.clusters["b"] = _eks_cluster("b", 2, VPC_IDS["b"], rpc.UNKNOWN)
     # b's CIDR not known: a's routes to it cannot be judged; a's CIDR is, and nothing in b routes to it.
-    assert _stack_rule(CONNECTED, pending.resources()) == [_unreachable("b", "a")]
+    assert stack_rule(CONNECTED, pending.resources()) == [_unreachable("b", "a")]
     # A peering connection whose peer VPC is not known yet.
     peering = _Mesh("a", "b")
     half_known = _aws(PEERING, "a-b", vpcId=VPC_IDS["a"], peerVpcId=rpc.UNKNOWN)
     peering.network.append(half_known)
     peering.route("a", VPC_CIDRS["b"], half_known)
     peering.route("b", VPC_CIDRS["a"], half_known)
-    assert _stack_rule(CONNECTED, peering.resources()) == []
+    assert stack_rule(CONNECTED, peering.resources()) == []
     # Routes whose destination, table id or transit gateway is not known, a table whose VPC is not known yet.
     for route_props, table_vpc in (
         ({"destinationCidrBlock": rpc.UNKNOWN}, VPC_IDS["b"]),
@@ -676,7 +656,7 @@ def test_vpc_connections_say_nothing_of_what_a_preview_cannot_know() -> None:
             del props["vpcPeeringConnectionId"]
         dependencies = [mesh.tables["b"]] + ([mesh.network[0]] if "vpcPeeringConnectionId" in props else [])
         route = _resource(ROUTE, "b-to-a", props, provider=_provider(), dependencies=dependencies)
-        assert _stack_rule(CONNECTED, [*mesh.resources(), route]) == [], route_props
+        assert stack_rule(CONNECTED, [*mesh.resources(), route]) == [], route_props
     unlinked = _Mesh("a", "b")
     unlinked.peer("a", "b", routes=("a",))
     unknown_table = {
@@ -685,12 +665,12 @@ def test_vpc_connections_say_nothing_of_what_a_preview_cannot_know() -> None:
         "vpcPeeringConnectionId": "pcx-0ab",
     }
     route = _resource(ROUTE, "b-to-a", unknown_table, provider=_provider(), dependencies=[unlinked.network[0]])
-    assert _stack_rule(CONNECTED, [*unlinked.resources(), route]) == []
+    assert stack_rule(CONNECTED, [*unlinked.resources(), route]) == []
     # Whichever table it turns out to be in, a route to part of a's CIDR does not reach all of it.
     narrow = {**unknown_table, "destinationCidrBlock": "10.10.0.0/24"}
     route = _resource(ROUTE, "b-to-a", narrow, provider=_provider(), dependencies=[unlinked.network[0]])
     hint = " (peering connection a-b joins them, but no such route uses it)"
-    assert _stack_rule(CONNECTED, [*unlinked.resources(), route]) == [_unreachable("b", "a", hint)]
+    assert stack_rule(CONNECTED, [*unlinked.resources(), route]) == [_unreachable("b", "a", hint)]
 
 
 def _node(urn: str, type_: str, parent: str, inputs: dict[str, Any], **kwargs: Any) -> Node:
@@ -754,7 +734,7 @@ def test_explicit_providers_covers_aws() -> None:
     mesh = _Mesh("a")  # the component has no provider of its own; its route table goes through an explicit one
     stray = _resource(VPC, "b-vpc", {"cidrBlock": VPC_CIDRS["b"]}, provider=_provider(default=True))
     orphan = _resource(EKS_CLUSTER, "b-eks", {"vpcConfig": {"subnetIds": SUBNETS}})
-    found = _stack_rule("explicit-providers", [*mesh.resources(), stray, orphan])
+    found = stack_rule("explicit-providers", [*mesh.resources(), stray, orphan])
     assert found == [
         f"b-vpc ({VPC}) goes through the default aws provider (default_7_51_1), configured by whatever the ambient "
         "environment holds (a kubeconfig, cloud credentials and region) rather than by the stack",
@@ -797,5 +777,5 @@ def test_no_aws_rule_reports_on_values_unknown_in_preview() -> None:
     ]
     for name in ("aws-no-world-ingress", "eks-private-endpoint", "eks-secrets-encrypted", "nlb-internal", IMDS):
         for resource in resources:
-            assert _resource_rule(name, resource) == [], (name, resource.name)
-    assert _stack_rule(CONNECTED, resources) == []
+            assert resource_rule(name, resource) == [], (name, resource.name)
+    assert stack_rule(CONNECTED, resources) == []

@@ -15,9 +15,7 @@ from pulumi_policy import (
     PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
-    ResourceValidationArgs,
     ResourceValidationPolicy,
-    StackValidationArgs,
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import unknown_checking_proxy
@@ -26,6 +24,7 @@ from clustermesh.planner.graph import UNKNOWN, Node, Secret
 from clustermesh.planner.policy_check import check
 from clustermesh.planner.runner import CapturedPlan
 from policy.rules import POLICIES
+from tests.policy_run import resource_rule, stack_rule
 
 RULES = {p.name: p for p in POLICIES}
 STACK_PREFIX = "urn:pulumi:dev::clustermesh::"
@@ -135,25 +134,6 @@ def _command(**props: Any) -> PolicyResource:
     )
 
 
-def _stack_rule(name: str, resources: list[PolicyResource]) -> list[str]:
-    policy = RULES[name]
-    assert isinstance(policy, StackValidationPolicy)
-    found: list[str] = []
-    policy.validate(StackValidationArgs(resources, {}), lambda m, u=None: found.append(m))  # type: ignore[misc]
-    return found
-
-
-def _resource_rule(name: str, resource: PolicyResource) -> list[str]:
-    policy = RULES[name]
-    assert isinstance(policy, ResourceValidationPolicy)
-    found: list[str] = []
-    args = ResourceValidationArgs(
-        resource.resource_type, resource.props, resource.urn, resource.name, resource.opts, resource.provider, {}
-    )
-    policy.validate(args, lambda m, u=None: found.append(m))  # type: ignore[misc]
-    return found
-
-
 def test_openstack_rules_are_registered_and_mandatory() -> None:
     kinds = {
         "openstack-no-world-ingress": ResourceValidationPolicy,
@@ -221,7 +201,7 @@ def test_openstack_rules_are_registered_and_mandatory() -> None:
     ],
 )
 def test_world_ingress_is_refused(props: dict[str, Any], expected: str) -> None:
-    assert _resource_rule("openstack-no-world-ingress", _ingress(**props)) == [expected]
+    assert resource_rule("openstack-no-world-ingress", _ingress(**props)) == [expected]
 
 
 @pytest.mark.parametrize(
@@ -236,33 +216,33 @@ def test_world_ingress_is_refused(props: dict[str, Any], expected: str) -> None:
     ],
 )
 def test_ingress_from_a_range_or_a_group_passes(props: dict[str, Any]) -> None:
-    assert _resource_rule("openstack-no-world-ingress", _ingress(**props)) == []
+    assert resource_rule("openstack-no-world-ingress", _ingress(**props)) == []
 
 
 def test_world_ingress_says_nothing_of_what_a_preview_cannot_know() -> None:
     """A group made in the same update has no id yet; nor has a prefix computed from another resource."""
     rule = "openstack-no-world-ingress"
-    assert _resource_rule(rule, _ingress(protocol="tcp", portRangeMin=22, remoteGroupId=rpc.UNKNOWN)) == []
-    assert _resource_rule(rule, _ingress(protocol="tcp", portRangeMin=22, remoteIpPrefix=rpc.UNKNOWN)) == []
-    assert _resource_rule(rule, _ingress(direction=rpc.UNKNOWN, remoteIpPrefix="0.0.0.0/0")) == []
+    assert resource_rule(rule, _ingress(protocol="tcp", portRangeMin=22, remoteGroupId=rpc.UNKNOWN)) == []
+    assert resource_rule(rule, _ingress(protocol="tcp", portRangeMin=22, remoteIpPrefix=rpc.UNKNOWN)) == []
+    assert resource_rule(rule, _ingress(direction=rpc.UNKNOWN, remoteIpPrefix="0.0.0.0/0")) == []
 
 
 # --- openstack-port-security ----------------------------------------------------------------------------------
 
 
 def test_port_security_off_is_refused() -> None:
-    (found,) = _resource_rule("openstack-port-security", _port("a-server-0", None, None, portSecurityEnabled=False))
+    (found,) = resource_rule("openstack-port-security", _port("a-server-0", None, None, portSecurityEnabled=False))
     assert found.startswith("port security is off: Neutron neither filters the port's traffic")
     network = _resource(NETWORK, "a-net", {"name": "a-net", "portSecurityEnabled": False})
-    (found,) = _resource_rule("openstack-port-security", network)
+    (found,) = resource_rule("openstack-port-security", network)
     assert found.startswith("port security is off on the network")
 
 
 @pytest.mark.parametrize("setting", [{"portSecurityEnabled": True}, {}, {"portSecurityEnabled": rpc.UNKNOWN}])
 def test_port_security_on_or_by_default_passes(setting: dict[str, Any]) -> None:
     port = _port("a-server-0", _pairs("192.168.10.244"), None, **setting)
-    assert _resource_rule("openstack-port-security", port) == []
-    assert _resource_rule("openstack-port-security", _resource(NETWORK, "a-net", {"name": "a-net", **setting})) == []
+    assert resource_rule("openstack-port-security", port) == []
+    assert resource_rule("openstack-port-security", _resource(NETWORK, "a-net", {"name": "a-net", **setting})) == []
 
 
 # --- openstack-address-pairs-within-pools ------------------------------------------------------------------------
@@ -280,26 +260,26 @@ def test_address_pairs_within_the_owning_clusters_pools_pass() -> None:
         _port("a-server-3", [], cluster),
         _port("a-server-4", None, None),  # no pairs, no cluster: nothing to check
     ]
-    assert _stack_rule(PAIRS, [cluster, group, *inside]) == []
+    assert stack_rule(PAIRS, [cluster, group, *inside]) == []
 
 
 def test_address_pairs_union_of_pools_counts() -> None:
     """A pair may span pools that are adjacent: it is inside as long as every address is in one of them."""
     cluster = _mesh_cluster("a", POOLS)
     spanning = "192.168.10.248/30"  # .248-.251: .251 is past the range's end
-    assert _stack_rule(PAIRS, [cluster, _port("a-server-0", _pairs(spanning), cluster)]) == [
+    assert stack_rule(PAIRS, [cluster, _port("a-server-0", _pairs(spanning), cluster)]) == [
         f"port a-server-0 allows address pair {spanning}, outside the load-balancer pools and pod ranges of cluster a "
         f"({', '.join(POOLS)})"
     ]
     exact = "192.168.10.248/31"
-    assert _stack_rule(PAIRS, [cluster, _port("a-server-0", _pairs(exact), cluster)]) == []
+    assert stack_rule(PAIRS, [cluster, _port("a-server-0", _pairs(exact), cluster)]) == []
 
 
 @pytest.mark.parametrize("wide", ["10.0.0.0/8", "192.168.10.0/24", "192.168.10.251", "fd00::1"])
 def test_address_pairs_wider_than_or_outside_the_pools_are_refused(wide: str) -> None:
     cluster = _mesh_cluster("a", POOLS)
     port = _port("a-server-0", _pairs("192.168.10.244", wide), cluster)
-    assert _stack_rule(PAIRS, [cluster, port]) == [
+    assert stack_rule(PAIRS, [cluster, port]) == [
         f"port a-server-0 allows address pair {wide}, outside the load-balancer pools and pod ranges of cluster a ({', '.join(POOLS)})"
     ]
 
@@ -308,7 +288,7 @@ def test_address_pairs_wider_than_or_outside_the_pools_are_refused(wide: str) ->
 def test_address_pairs_holding_public_addresses_are_refused_whatever_the_pools(public: str) -> None:
     cluster = _mesh_cluster("a", [*POOLS, public])
     port = _port("a-server-0", _pairs(public), cluster)
-    assert _stack_rule(PAIRS, [cluster, port]) == [
+    assert stack_rule(PAIRS, [cluster, port]) == [
         f"port a-server-0 allows address pair {public}, which holds public addresses: the VM could send as hosts of "
         "the Internet"
     ]
@@ -316,7 +296,7 @@ def test_address_pairs_holding_public_addresses_are_refused_whatever_the_pools(p
 
 def test_address_pairs_without_a_cluster_or_its_pools_are_refused() -> None:
     orphan = _port("bastion", _pairs("192.168.10.244"), None)
-    assert _stack_rule(PAIRS, [_mesh_cluster("a", POOLS), orphan]) == [
+    assert stack_rule(PAIRS, [_mesh_cluster("a", POOLS), orphan]) == [
         "port bastion allows address pair 192.168.10.244 but belongs to no MeshCluster: only a cluster's "
         "load-balancer pools may pass"
     ]
@@ -324,12 +304,12 @@ def test_address_pairs_without_a_cluster_or_its_pools_are_refused() -> None:
     for pools in no_pools:
         bare = _mesh_cluster("b", pools)
         port = _port("b-server-0", _pairs("192.168.20.240"), bare)
-        assert _stack_rule(PAIRS, [bare, port]) == [
+        assert stack_rule(PAIRS, [bare, port]) == [
             "port b-server-0 allows address pair 192.168.20.240 but cluster b has no load-balancer address pool"
         ]
     cluster = _mesh_cluster("a", POOLS)
     garbled = _port("a-server-0", _pairs("192.168.10.300"), cluster)
-    assert _stack_rule(PAIRS, [cluster, garbled]) == [
+    assert stack_rule(PAIRS, [cluster, garbled]) == [
         "port a-server-0 allows address pair 192.168.10.300, not an address or CIDR"
     ]
 
@@ -338,14 +318,14 @@ def test_address_pairs_are_held_against_the_nearest_cluster_only() -> None:
     """Cluster b's pool does not vouch for a port of cluster a, and the nearest MeshCluster ancestor owns a port."""
     a, b = _mesh_cluster("a", POOLS), _mesh_cluster("b", ["192.168.20.240/28"])
     port = _port("a-server-0", _pairs("192.168.20.241"), a)
-    assert _stack_rule(PAIRS, [a, b, port]) == [
+    assert stack_rule(PAIRS, [a, b, port]) == [
         f"port a-server-0 allows address pair 192.168.20.241, outside the load-balancer pools and pod ranges of cluster a "
         f"({', '.join(POOLS)})"
     ]
     nested = _resource(
         MESH_CLUSTER, "b-inner", {"clusterName": "b", "loadBalancerPools": ["192.168.20.240/28"]}, parent=a
     )
-    assert _stack_rule(PAIRS, [a, nested, _port("b-server-0", _pairs("192.168.20.241"), nested)]) == []
+    assert stack_rule(PAIRS, [a, nested, _port("b-server-0", _pairs("192.168.20.241"), nested)]) == []
 
 
 def test_address_pairs_find_the_cluster_by_parent_urn_alone() -> None:
@@ -353,7 +333,7 @@ def test_address_pairs_find_the_cluster_by_parent_urn_alone() -> None:
     group = _resource(NODE_GROUP, "a-servers", {}, parent=cluster, link_parent=False)
     port = _resource(PORT, "a-server-0", {"allowedAddressPairs": _pairs("10.0.0.0/8")}, parent=group, link_parent=False)
     assert port.urn == f"{STACK_PREFIX}{MESH_CLUSTER}${NODE_GROUP}${PORT}::a-server-0"
-    assert _stack_rule(PAIRS, [cluster, group, port]) == [
+    assert stack_rule(PAIRS, [cluster, group, port]) == [
         f"port a-server-0 allows address pair 10.0.0.0/8, outside the load-balancer pools and pod ranges of cluster a "
         f"({', '.join(POOLS)})"
     ]
@@ -369,7 +349,7 @@ def test_address_pairs_say_nothing_of_what_a_preview_cannot_know() -> None:
         _port("a-server-1", [{"ipAddress": rpc.UNKNOWN}, {"ipAddress": "192.168.10.244"}], cluster),
         _port("b-server-0", _pairs("10.0.0.0/8"), pending),
     ]
-    assert _stack_rule(PAIRS, resources) == []
+    assert stack_rule(PAIRS, resources) == []
 
 
 def _node(urn: str, type_: str, parent: str, inputs: dict[str, Any], **kwargs: Any) -> Node:
@@ -457,7 +437,7 @@ def _cloud_config(path: str, content: str, *runcmd: str) -> str:
     ],
 )
 def test_secret_user_data_is_refused(user_data: str, kinds: str) -> None:
-    assert _resource_rule("openstack-no-secret-user-data", _instance(user_data)) == [
+    assert resource_rule("openstack-no-secret-user-data", _instance(user_data)) == [
         f"user data holds {kinds}: Nova keeps user data unencrypted and serves it to the instance's metadata service "
         "and to anyone who may show the server; the provider does not treat it as secret"
     ]
@@ -477,13 +457,13 @@ def test_secret_user_data_is_refused(user_data: str, kinds: str) -> None:
     ],
 )
 def test_user_data_without_secrets_passes(user_data: str) -> None:
-    assert _resource_rule("openstack-no-secret-user-data", _instance(user_data)) == []
+    assert resource_rule("openstack-no-secret-user-data", _instance(user_data)) == []
 
 
 def test_user_data_unknown_or_absent_says_nothing() -> None:
-    assert _resource_rule("openstack-no-secret-user-data", _instance(rpc.UNKNOWN)) == []
+    assert resource_rule("openstack-no-secret-user-data", _instance(rpc.UNKNOWN)) == []
     no_user_data = _resource(INSTANCE, "a-server-0", {"name": "a-server-0", "flavorName": "m1.large"})
-    assert _resource_rule("openstack-no-secret-user-data", no_user_data) == []
+    assert resource_rule("openstack-no-secret-user-data", no_user_data) == []
 
 
 # --- remote-command-secrets ---------------------------------------------------------------------------------------
@@ -506,10 +486,10 @@ STDIN_LOGGED = (
 )
 def test_a_command_taking_stdin_must_log_nothing(logging: str | None, shown: str) -> None:
     props = {"create": JOIN, "stdin": K3S_TOKEN, **({"logging": logging} if logging is not None else {})}
-    assert _resource_rule("remote-command-secrets", _command(**props)) == [STDIN_LOGGED.format(shown)]
+    assert resource_rule("remote-command-secrets", _command(**props)) == [STDIN_LOGGED.format(shown)]
     # Before the server exists its token is not known, but the command takes it on stdin all the same.
     pending = {**props, "stdin": rpc.UNKNOWN}
-    assert _resource_rule("remote-command-secrets", _command(**pending)) == [STDIN_LOGGED.format(shown)]
+    assert resource_rule("remote-command-secrets", _command(**pending)) == [STDIN_LOGGED.format(shown)]
 
 
 @pytest.mark.parametrize(
@@ -533,7 +513,7 @@ def test_a_command_taking_stdin_must_log_nothing(logging: str | None, shown: str
     ],
 )
 def test_a_command_sending_secrets_on_stdin_unlogged_passes(props: dict[str, Any]) -> None:
-    assert _resource_rule("remote-command-secrets", _command(**props)) == []
+    assert resource_rule("remote-command-secrets", _command(**props)) == []
 
 
 @pytest.mark.parametrize("logging", ["none", "stdoutAndStderr"])
@@ -545,14 +525,14 @@ def test_secrets_in_a_commands_scripts_or_environment_are_refused_whatever_it_lo
         "environment": {"K3S_URL": "https://192.168.10.10:6443", "RKE2_TOKEN": "s3cr3t"},
         "logging": logging,
     }
-    assert _resource_rule("remote-command-secrets", _command(**props)) == [
+    assert resource_rule("remote-command-secrets", _command(**props)) == [
         "the command's create script holds a join token; pass secrets on stdin",
         "the command's update script holds a private key; pass secrets on stdin",
         "the command's delete script holds a kubeconfig; pass secrets on stdin",
         "the command's environment holds a join token; pass secrets on stdin",
     ]
     in_value = _command(create=JOIN, environment={"SERVER_TOKEN": K3S_TOKEN}, logging=logging)
-    assert _resource_rule("remote-command-secrets", in_value) == [
+    assert resource_rule("remote-command-secrets", in_value) == [
         "the command's environment holds a join token; pass secrets on stdin"
     ]
 
@@ -569,7 +549,7 @@ def test_explicit_providers_covers_openstack_and_command() -> None:
     stray = _resource(INSTANCE, "a-server-1", {}, parent=cluster, provider=_provider("openstack", default=True))
     orphan = _resource(REMOTE_COMMAND, "a-server-1-join", {}, parent=cluster)
     local = _resource("command:local:Command", "kubeconfig", {}, provider=_provider("command", default=True))
-    found = _stack_rule("explicit-providers", [cluster, *explicit, stray, orphan, local])
+    found = stack_rule("explicit-providers", [cluster, *explicit, stray, orphan, local])
     assert found == [
         f"a-server-1 ({INSTANCE}) goes through the default openstack provider (default_5_5_3), configured by "
         "whatever the ambient environment holds (a kubeconfig, cloud credentials and region) rather than by the stack",
@@ -601,8 +581,8 @@ def test_no_openstack_rule_reports_on_values_unknown_in_preview() -> None:
     ]
     for name in names:
         for resource in resources:
-            assert _resource_rule(name, resource) == [], (name, resource.name)
-    assert _stack_rule(PAIRS, resources) == []
+            assert resource_rule(name, resource) == [], (name, resource.name)
+    assert stack_rule(PAIRS, resources) == []
 
 
 def test_a_calico_clusters_pod_ranges_may_pass_its_ports_and_nothing_wider() -> None:
@@ -618,9 +598,9 @@ def test_a_calico_clusters_pod_ranges_may_pass_its_ports_and_nothing_wider() -> 
             "podAddressPairs": ["10.200.0.0/14"],
         },
     )
-    assert _stack_rule(PAIRS, [cluster, _port("c-node-0", _pairs("10.200.0.0/14"), cluster)]) == []
-    assert _stack_rule(PAIRS, [cluster, _port("c-node-0", _pairs("10.201.0.0/24"), cluster)]) == []
-    assert _stack_rule(PAIRS, [cluster, _port("c-node-0", _pairs("10.0.0.0/8"), cluster)]) == [
+    assert stack_rule(PAIRS, [cluster, _port("c-node-0", _pairs("10.200.0.0/14"), cluster)]) == []
+    assert stack_rule(PAIRS, [cluster, _port("c-node-0", _pairs("10.201.0.0/24"), cluster)]) == []
+    assert stack_rule(PAIRS, [cluster, _port("c-node-0", _pairs("10.0.0.0/8"), cluster)]) == [
         "port c-node-0 allows address pair 10.0.0.0/8, outside the load-balancer pools and pod ranges of cluster c "
         "(10.200.0.0/14)"
     ]
