@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from clustermesh.model import CniMode, MeshConfig, OpenStackCluster
 from clustermesh.render import calico
+from components.custom_resources import apply_manifest
 from components.mesh_cluster import MeshCluster
 
 
@@ -28,11 +28,4 @@ def exclude_peer_pod_ranges(parent: pulumi.Resource, mesh: MeshConfig, clusters:
             continue
         opts = pulumi.ResourceOptions(parent=parent, provider=cluster.provider, depends_on=cluster.calico)
         for manifest in [*calico.peer_pools(mesh, spec), *calico.peer_bgp_peers(mesh, spec)]:
-            k8s.apiextensions.CustomResource(
-                f"{spec.name}-{manifest['metadata']['name']}",
-                api_version=manifest["apiVersion"],
-                kind=manifest["kind"],
-                metadata=k8s.meta.v1.ObjectMetaArgs(**manifest["metadata"]),
-                spec=manifest["spec"],
-                opts=opts,
-            )
+            apply_manifest(f"{spec.name}-{manifest['metadata']['name']}", manifest, opts)

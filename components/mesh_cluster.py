@@ -21,6 +21,7 @@ from clustermesh.render import calico, distro, metallb
 from clustermesh.render.cilium_values import cilium_values
 from clustermesh.render.cni import CALICO_CHAINING_CONFIGMAP, calico_chaining_configmap_data
 from components.aws.eks import EksInfrastructure, EksInfrastructureArgs
+from components.custom_resources import apply_manifest
 from components.openstack.infrastructure import (
     OpenStackInfrastructure,
     OpenStackInfrastructureArgs,
@@ -228,17 +229,13 @@ class MeshCluster(pulumi.ComponentResource):
         )
         manifest = calico.installation(spec)
         metadata = manifest["metadata"]
-        installation = k8s.apiextensions.CustomResource(
+        # Ready once the operator has made Calico's own pool: the peers' pools (and Cilium) wait for it, since
+        # without Calico's API server the operator creates its pool only where none exists yet.
+        waited = {**metadata.get("annotations", {}), WAIT_FOR: "condition=Ready"}
+        installation = apply_manifest(
             f"{name}-calico-installation",
-            api_version=manifest["apiVersion"],
-            kind=manifest["kind"],
-            # Ready once the operator has made Calico's own pool: the peers' pools (and Cilium) wait for it, since
-            # without Calico's API server the operator creates its pool only where none exists yet.
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                **metadata, annotations={**metadata.get("annotations", {}), WAIT_FOR: "condition=Ready"}
-            ),
-            spec=manifest["spec"],
-            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[release])),
+            {**manifest, "metadata": {**metadata, "annotations": waited}},
+            pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[release])),
         )
         return [release, installation]
 
@@ -289,11 +286,4 @@ class MeshCluster(pulumi.ComponentResource):
         )
         after_release = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[release]))
         for suffix, manifest in (("pool", metallb.address_pool(spec)), ("l2", metallb.l2_advertisement(spec))):
-            k8s.apiextensions.CustomResource(
-                f"{name}-metallb-{suffix}",
-                api_version=manifest["apiVersion"],
-                kind=manifest["kind"],
-                metadata=k8s.meta.v1.ObjectMetaArgs(**manifest["metadata"]),
-                spec=manifest["spec"],
-                opts=after_release,
-            )
+            apply_manifest(f"{name}-metallb-{suffix}", manifest, after_release)
