@@ -776,3 +776,20 @@ def test_the_admin_certificate_is_in_the_group_kubernetes_makes_cluster_admin() 
     """Kubernetes' default RBAC binds group system:masters to cluster-admin; k3s issues its own admin the same way."""
     assert cluster_pki.ADMIN_ORGANIZATION == "system:masters"
     assert cluster_pki.ADMIN_COMMON_NAME == "clustermesh-admin"
+
+
+@pytest.mark.parametrize("distro_name", ["rke2", "k3s", "kubeadm"])
+def test_each_node_bundle_holds_its_config_and_the_ca_files_only_where_they_belong(distro_name: str) -> None:
+    """What reaches a node on stdin: its configuration, and the CA files on the servers that take them (the first
+    server for RKE2 and k3s, which read them once at first start; every server for kubeadm)."""
+    cluster = stack_cluster(distro_name)
+    ca_pem = self_signed_ca("server-ca")
+    pki = {"/pki/ca.key": "KEY", "/pki/ca.crt": ca_pem}
+    for kind, node in node_kinds(cluster).items():
+        bundle = distro.node_bundle(cluster, node, "token-text", ca_pem, pki)
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(bundle))) as archive:
+            names = {m.name.lstrip("/") for m in archive.getmembers()}
+        expected = {distro.config_path(cluster).lstrip("/")}
+        if kind == "first-server" or (distro_name == "kubeadm" and kind != "agent"):
+            expected |= {"pki/ca.key", "pki/ca.crt"}
+        assert names == expected, kind

@@ -176,6 +176,17 @@ def config_text(cluster: OpenStackCluster, node: Node, token: str, server_ca_pem
     return yaml.safe_dump_all(documents, sort_keys=False)
 
 
+def node_bundle(
+    cluster: OpenStackCluster, node: Node, token: str, server_ca_pem: str, pki_files: Mapping[str, str]
+) -> str:
+    """What `node`'s install command reads on stdin: its configuration at `config_path`, and the cluster's CA files
+    (`pki_files`, path to PEM) where `receives_cluster_pki` says the node takes them."""
+    files = {config_path(cluster): config_text(cluster, node, token, server_ca_pem)}
+    if receives_cluster_pki(cluster, node):
+        files.update(pki_files)
+    return secret_bundle(files)
+
+
 def cluster_dns(cluster: OpenStackCluster) -> str:
     return str(cluster.service_cidr.network_address + CLUSTER_DNS_OFFSET)
 

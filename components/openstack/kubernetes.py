@@ -85,6 +85,7 @@ class KubernetesOverSsh(pulumi.ComponentResource):
             )
         )
 
+        pki_files: pulumi.Output[dict[str, str]] = pulumi.Output.all(**files)
         self.installed = []
         first: command.remote.Command | None = None
         for node in cluster.nodes:  # servers first
@@ -92,9 +93,8 @@ class KubernetesOverSsh(pulumi.ComponentResource):
             # The first server starts the cluster, other servers join it, and agents join once every server runs.
             # The CA files go to the servers that take them (the first one; every one with kubeadm).
             after: list[pulumi.Resource] = [] if first is None else [first] if server else list(self.installed)
-            node_files = dict(files) if distro.receives_cluster_pki(cluster, node) else {}
             install = self._install(
-                node, args, ssh=ssh, token=token, server_ca_pem=server_ca.cert_pem, files=node_files, after=after
+                node, args, ssh=ssh, token=token, server_ca_pem=server_ca.cert_pem, pki_files=pki_files, after=after
             )
             first = first or install
             if server:
@@ -144,15 +144,13 @@ class KubernetesOverSsh(pulumi.ComponentResource):
         ssh: command.Provider,
         token: pulumi.Output[str],
         server_ca_pem: pulumi.Output[str],
-        files: Mapping[str, pulumi.Output[str]],
+        pki_files: pulumi.Output[dict[str, str]],
         after: list[pulumi.Resource],
     ) -> command.remote.Command:
         cluster = self._cluster
-        config_path = distro.config_path(cluster)
-        node_files = pulumi.Output.all(**files) if files else pulumi.Output.from_input({})
         bundle: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(token, server_ca_pem, node_files).apply(
-                lambda v: distro.secret_bundle({config_path: distro.config_text(cluster, node, v[0], v[1]), **v[2]})
+            pulumi.Output.all(token, server_ca_pem, pki_files).apply(
+                lambda v: distro.node_bundle(cluster, node, v[0], v[1], v[2])
             )
         )
         bastion = cluster.ssh.bastion
