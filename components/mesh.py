@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from clustermesh import cilium
-from clustermesh.model import ClusterSpec, EksCluster, ExistingCluster, MeshConfig, ServiceType
+from clustermesh.model import ClusterSpec, ExistingCluster, MeshConfig, ServiceType
 from clustermesh.render import mesh_config
 from clustermesh.render.aws_underlay import Underlay
 from clustermesh.render.mesh_config import EncodedPeers, PeerAddress, ServiceTarget
@@ -168,8 +168,7 @@ class Mesh(pulumi.ComponentResource):
         """Where the cluster's clustermesh-apiserver answers: a pinned IP, node addresses, or its Service's ingress."""
         if spec.pinned_apiserver_ip is not None:
             # Pinned: known at preview, so every peer's configuration is too.
-            pinned = spec.pinned_apiserver_ips if isinstance(spec, EksCluster) else (spec.pinned_apiserver_ip,)
-            return pulumi.Output.from_input(ServiceTarget(tuple(str(a) for a in pinned)))
+            return pulumi.Output.from_input(ServiceTarget(tuple(str(a) for a in spec.pinned_apiserver_ips)))
         if spec.apiserver_service_type(self._mesh.apiserver_exposure.type) is ServiceType.NODE_PORT:
             return pulumi.Output.from_input(ServiceTarget(tuple(str(a) for a in spec.apiserver_node_addresses)))
         # The Service is the chart's; its id waits on the release, so a preview of a new cluster skips the

@@ -13,7 +13,6 @@ LOCALLY_SIGNED_CERT = "tls:index/locallySignedCert:LocallySignedCert"
 
 OPENSTACK_INFRASTRUCTURE = "clustermesh:index:OpenStackInfrastructure"
 KUBERNETES_OVER_SSH = "clustermesh:index:KubernetesOverSsh"
-OPENSTACK_PROVIDER = "pulumi:providers:openstack"
 OPENSTACK_SECURITY_GROUP_RULE = "openstack:networking/secGroupRule:SecGroupRule"
 OPENSTACK_PORT = "openstack:networking/port:Port"
 OPENSTACK_NETWORK = "openstack:networking/network:Network"

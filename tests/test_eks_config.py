@@ -3,6 +3,7 @@ with its path. Cases start from the committed tutorial-001 stack and break one t
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Callable
@@ -13,7 +14,8 @@ import pytest
 import yaml
 
 from clustermesh.config import ConfigError, load_stack_config
-from tests.conftest import PROJECT_DIR
+from clustermesh.planner.graph import reveal
+from tests.conftest import PROJECT_DIR, plan_raw
 
 TUTORIAL = PROJECT_DIR / "Pulumi.eks-tutorial.yaml"
 SIXTY = PROJECT_DIR / "Pulumi.eks-60.yaml"
@@ -195,3 +197,16 @@ def test_an_admin_principal_must_be_an_iam_arn() -> None:
     config = copy.deepcopy(config_of(TUTORIAL))
     cluster_set(1, "adminPrincipals", ["platform-admin"])(config)
     assert "clusters[1].adminPrincipals[0]: 'platform-admin' is not an IAM role or user ARN" in problems(config)
+
+
+def test_peers_dial_every_nlb_address_of_an_eks_cluster_known_at_preview() -> None:
+    """The NLB has one fixed address per zone: each peer's clustermesh Secret names them all, at preview."""
+    config = config_of(TUTORIAL)
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    plan = plan_raw(raw, preview=True)
+    # With KVStoreMesh (the default) the peers' addresses are in the kvstoremesh Secret.
+    (secret,) = [n for n in plan.nodes if n.name == "cluster1-cilium-kvstoremesh"]
+    entry = base64.b64decode(reveal(secret.inputs["data"], secrets=True)["cluster2"]).decode()
+    (cluster2,) = [c for c in config["clustermesh:clusters"] if c["name"] == "cluster2"]
+    for zone in cluster2["availabilityZones"]:
+        assert zone["apiserverAddress"] in entry, entry

@@ -33,6 +33,11 @@ class ExistingCluster(ClusterBase):
         return mesh_default
 
     @property
+    def pinned_apiserver_ips(self) -> tuple[IPv4Address | IPv6Address, ...]:
+        """Every address peers dial, pinned in the config (one here)."""
+        return (self.pinned_apiserver_ip,) if self.pinned_apiserver_ip is not None else ()
+
+    @property
     def pinned_apiserver_ip(self) -> IPv4Address | IPv6Address | None:
         return self.apiserver_exposure.load_balancer_ip
 

@@ -388,6 +388,11 @@ class OpenStackCluster(ClusterBase):
         return ServiceType.NODE_PORT
 
     @property
+    def pinned_apiserver_ips(self) -> tuple[IPv4Address | IPv6Address, ...]:
+        """Every address peers dial, pinned in the config (one here)."""
+        return (self.pinned_apiserver_ip,) if self.pinned_apiserver_ip is not None else ()
+
+    @property
     def pinned_apiserver_ip(self) -> IPv4Address | IPv6Address | None:
         balancer = self.apiserver_load_balancer
         if balancer.metallb is not None:
